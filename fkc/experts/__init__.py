@@ -1,0 +1,6 @@
+"""Experts: score models for one noise process (see :mod:`fkc.experts.base`)."""
+
+from .base import Expert
+from .gaussian_mixture import GaussianMixtureExpert
+
+__all__ = ["Expert", "GaussianMixtureExpert"]

@@ -1,0 +1,255 @@
+r"""Energy-parameterised score: ``s_theta(x, t) = -grad_x E_theta(x, t)``.
+
+``E_theta(x, t) = scale(t) * sum_i MLP(inv_i(x, t))`` with ``inv_i`` the rotation-invariant node
+features of a backbone (EGNN's ``h``, the tensor-product network's scalar channels) and
+``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then ``grad_x (sigma E)`` plays the
+role of the eps-prediction, which keeps the readout O(1) at small noise).
+
+Because the score is an exact gradient, the model also offers a log density up to a
+``t``-dependent constant, ``log p_t(x) = -E_theta(x, t) + const(t)``, which Feynman-Kac weights of
+annealed/product experts can use (Thornton et al., "Composition and control with distilled
+energy diffusion models and sequential Monte Carlo", AISTATS 2025; PITA, arXiv:2506.16471).
+The energy inherits the backbone's symmetry: invariant under rotations, translations and atom
+permutations; under reflections too unless the backbone is ``parity_sensitive``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch_geometric.utils import scatter
+
+from fkc.sde.space import remove_com
+
+from ._base import ScoreNetwork, map_chunks, scatter_remove_com
+from ._config import BackboneConfig, ConfigBase
+from .graph import FlatBatch, MolecularGraph
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnergyConfig(ConfigBase):
+    """Energy model: a backbone config plus the readout.
+
+    backbone: :class:`EGNNConfig` or :class:`TensorProductConfig` (or its dict form in
+    ``from_dict``); readout_hidden: width of the 2-layer invariant readout MLP; sigma_scaling:
+    ``E = E_raw / sigma(t)`` (needs the backbone's process).
+    """
+
+    name = "energy"
+
+    backbone: BackboneConfig
+    readout_hidden: int = 64
+    sigma_scaling: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backbone, BackboneConfig):
+            raise ValueError(
+                "EnergyConfig.backbone must be a backbone config (EGNNConfig, "
+                "TensorProductConfig), "
+                f"got {type(self.backbone).__name__}"
+            )
+        self._check_int("readout_hidden", 1)
+        self._check_bool("sigma_scaling")
+
+    @classmethod
+    def _convert_nested(cls, d):
+        from ._registry import config_from_dict
+
+        d = dict(d)
+        if isinstance(d.get("backbone"), dict):
+            d["backbone"] = config_from_dict(d["backbone"])
+        return d
+
+
+class EnergyScoreModel(nn.Module):
+    """Score as the negative gradient of a learned invariant energy.
+
+    ``EnergyScoreModel(backbone, readout_hidden=64, sigma_scaling=False)``; ``backbone`` is a
+    :class:`ScoreNetwork` (its vector head is unused). The process, if any, is the backbone's.
+
+    * ``energy(pos (n_particles, n_atoms, 3), t (n_particles,), graph, condition)``
+      ``-> (n_particles,)``
+    * ``log_density(...) = -energy(...)`` (up to a constant in ``x``)
+    * ``score(..., create_graph=None) -> (n_particles, n_atoms, 3)``: ``-grad_x E`` by autograd;
+      ``create_graph`` defaults to ``self.training`` (so a score-matching loss can be
+      back-propagated). ``forward`` is ``score`` (``parameterization = "score"``).
+    * flat forms ``energy_flat``/``forward_flat`` with the arguments of
+      :meth:`ScoreNetwork.forward_flat`; ``energy_flat`` returns ``(n_graphs,)``.
+    """
+
+    parameterization = "score"
+
+    def __init__(
+        self, backbone: ScoreNetwork, readout_hidden: int = 64, sigma_scaling: bool = False
+    ) -> None:
+        super().__init__()
+        if not isinstance(backbone, ScoreNetwork):
+            raise ValueError(
+                "backbone must be a ScoreNetwork (EGNN, TensorProductNet), got "
+                f"{type(backbone).__name__}"
+            )
+        # validates readout_hidden / sigma_scaling eagerly
+        self._energy_config = EnergyConfig(
+            backbone=backbone.config, readout_hidden=readout_hidden, sigma_scaling=sigma_scaling
+        )
+        if sigma_scaling and backbone.process is None:
+            raise ValueError("sigma_scaling=True needs a backbone constructed with a process")
+        self.backbone = backbone
+        self.readout = nn.Sequential(
+            nn.Linear(backbone.n_invariant, readout_hidden),
+            nn.SiLU(),
+            nn.Linear(readout_hidden, readout_hidden),
+            nn.SiLU(),
+            nn.Linear(readout_hidden, 1),
+        )
+
+    @property
+    def config(self) -> EnergyConfig:
+        return self._energy_config
+
+    @property
+    def process(self):
+        return self.backbone.process
+
+    @property
+    def parity_sensitive(self) -> bool:
+        return self.backbone.parity_sensitive
+
+    # ---- energies -----------------------------------------------------------------------------
+    def _energy(self, flat: FlatBatch, t, condition, generator) -> torch.Tensor:
+        inv, sigma = self.backbone.invariant_features(flat, t, condition, generator)
+        e_atom = self.readout(inv).squeeze(-1).to(flat.pos.dtype)
+        e = scatter(e_atom, flat.batch, dim=0, dim_size=flat.num_graphs, reduce="sum")
+        if self.config.sigma_scaling:
+            if bool((sigma <= 0).any()):
+                raise ValueError(
+                    "sigma_scaling=True needs sigma(t) > 0, got sigma = 0 at "
+                    f"t = {t[sigma <= 0].tolist()[:5]}"
+                )
+            e = e / sigma
+        return e
+
+    def energy(
+        self, pos, t, graph: MolecularGraph, condition=None, *, generator=None, chunk_size=None
+    ) -> torch.Tensor:
+        """``E_theta(x, t)``: pos ``(n_particles, n_atoms, 3)``, t ``(n_particles,)``
+        -> ``(n_particles,)``. ``chunk_size``: see :func:`fkc.models.map_chunks`."""
+
+        def run(pos, t, condition):
+            flat, t, condition = self.backbone._flatten(pos, t, graph, condition)
+            return self._energy(flat, t, condition, generator)
+
+        return map_chunks(run, pos, t, condition, chunk_size)
+
+    def log_density(
+        self, pos, t, graph: MolecularGraph, condition=None, *, generator=None, chunk_size=None
+    ) -> torch.Tensor:
+        """``-E_theta(x, t)`` = ``log p_t(x)`` up to a constant in ``x``: ``(n_particles,)``."""
+        return -self.energy(pos, t, graph, condition, generator=generator, chunk_size=chunk_size)
+
+    def energy_flat(
+        self,
+        pos,
+        t,
+        batch,
+        atom_types,
+        edge_index=None,
+        bond_types=None,
+        condition=None,
+        *,
+        atom_features=None,
+        generator=None,
+    ) -> torch.Tensor:
+        """Flat-batch energy: pos ``(N_total, 3)``, t ``(n_graphs,)`` -> ``(n_graphs,)``."""
+        flat = FlatBatch(
+            pos, batch, atom_types, edge_index, bond_types, atom_features, int(t.shape[0])
+        )
+        return self._energy(flat, t, condition, generator)
+
+    # ---- scores -------------------------------------------------------------------------------
+    def _grad(self, energy_fn, pos, create_graph):
+        if create_graph is None:
+            create_graph = self.training
+        with torch.enable_grad():
+            x = pos if pos.requires_grad else pos.detach().requires_grad_(True)
+            e = energy_fn(x)
+            (g,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
+        return -g
+
+    def score(
+        self,
+        pos,
+        t,
+        graph: MolecularGraph,
+        condition=None,
+        *,
+        create_graph=None,
+        generator=None,
+        chunk_size=None,
+    ) -> torch.Tensor:
+        """``-grad_x E_theta(x, t)``: ``(n_particles, n_atoms, 3)``, CoM-free."""
+
+        def run(pos, t, condition):
+            return self._grad(
+                lambda x: self.energy(x, t, graph, condition, generator=generator),
+                pos,
+                create_graph,
+            )
+
+        return remove_com(map_chunks(run, pos, t, condition, chunk_size))
+
+    def forward(
+        self,
+        pos,
+        t,
+        graph: MolecularGraph,
+        condition=None,
+        *,
+        create_graph=None,
+        generator=None,
+        chunk_size=None,
+    ) -> torch.Tensor:
+        """Same as :meth:`score` (the raw output of an energy model is the score)."""
+        return self.score(
+            pos,
+            t,
+            graph,
+            condition,
+            create_graph=create_graph,
+            generator=generator,
+            chunk_size=chunk_size,
+        )
+
+    def forward_flat(
+        self,
+        pos,
+        t,
+        batch,
+        atom_types,
+        edge_index=None,
+        bond_types=None,
+        condition=None,
+        *,
+        atom_features=None,
+        create_graph=None,
+        generator=None,
+    ) -> torch.Tensor:
+        """Flat-batch score ``-grad_x E``: ``(N_total, 3)``, CoM-free per molecule."""
+        s = self._grad(
+            lambda x: self.energy_flat(
+                x,
+                t,
+                batch,
+                atom_types,
+                edge_index,
+                bond_types,
+                condition,
+                atom_features=atom_features,
+                generator=generator,
+            ),
+            pos,
+            create_graph,
+        )
+        return scatter_remove_com(s, batch, int(t.shape[0]))

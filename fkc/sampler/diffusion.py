@@ -1,0 +1,269 @@
+"""The FKC diffusion sampler: one Feynman-Kac model run by the generic SMC engine.
+
+Time grid ``1 = t_0 > t_1 > ... > t_K = t_min`` (uniform), steps ``dtau_k = t_k - t_{k+1}``.
+Euler-Maruyama in reverse time (formulas in :mod:`fkc.compose.corrector`):
+
+    x_{k+1} = x_k + [-f(x_k, t_k) + (1 + a)/2 g^2(t_k) S(x_k, t_k)] dtau_k + sqrt(a g^2 dtau_k) z,
+
+and the log-potential of step k is the trapezoidal rule
+``log G_{k+1} = (h(x_k, t_k) + h(x_{k+1}, t_{k+1})) dtau_k / 2`` with
+``h = (B - 1) div f + g^2/2 (|S|^2 - sum b_i |s_i|^2)``. The scores at ``x_k`` are evaluated once
+and used for both the weight and the move (reweight -> resample -> move).
+
+Initial particles come from the composed prior ``N(0, prior_std^2 / B)`` (CoM-free where
+applicable) with log-weight ``log pi_1(x) - log prior(x)``: exact when every expert has a log
+density, otherwise ``pi_1`` is replaced by ``prod_i prior^{b_i}`` (a constant log-weight). With
+normalised experts, ``log_z`` then estimates ``log int prod_i q_{i,t_min}(x)^{b_i} dx``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..compose.algebra import Composition, as_composition
+from ..compose.corrector import (
+    ScoreTerms,
+    log_weight_rate,
+    noise_level,
+    noise_std,
+    reverse_drift,
+    score_terms,
+)
+from ..experts.base import Expert
+from ..sde.processes import _expand
+from ..smc import SMC, FeynmanKacModel
+
+
+@dataclass
+class _State:
+    """Particles ``x: (n, *event_shape)``, the composed score ``S`` at them and the log-weight
+    rate ``h: (n,)`` float64 at them (None when not needed)."""
+
+    x: torch.Tensor
+    S: torch.Tensor | None = None
+    h: torch.Tensor | None = None
+
+
+class DiffusionFKModel(FeynmanKacModel):
+    """Feynman-Kac model of the FKC-weighted reverse SDE for a composition.
+
+    Potentials: ``log G_0 = log pi_1(x_0) - log prior(x_0)`` and, for the step ``k -> k+1``, the
+    trapezoidal rule ``log G_{k+1} = (h(x_k, t_k) + h(x_{k+1}, t_{k+1})) dtau_k / 2``. The scores
+    at ``x_{k+1}`` serve both this weight and the next move, so a run costs ``n_steps + 1``
+    score evaluations per expert.
+
+    Args:
+        target: the composition (or a single expert).
+        times: ``(n_steps + 1,)`` float64 decreasing time grid from 1 to ``t_min``.
+        a: noise level (see :func:`fkc.compose.noise_level`).
+        weighted: False gives the uncorrected sampler (all log-potentials zero; scores are
+            evaluated only for the drift).
+        dtype, device: of the particles.
+        record_trajectory: keep ``x_k`` (before resampling at step k) for every k.
+    """
+
+    def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
+                 dtype: torch.dtype, device: torch.device, record_trajectory: bool = False):
+        self.target = target
+        self.times = times
+        self.n_steps = times.numel() - 1
+        self.a = a
+        self.weighted = weighted
+        self.dtype = dtype
+        self.device = device
+        self.trajectory: list[torch.Tensor] | None = [] if record_trajectory else None
+
+    def describe_step(self, k: int) -> str:
+        return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
+
+    def _t(self, k: int, n: int) -> torch.Tensor:
+        return torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
+
+    def _evaluate(self, k: int, x: torch.Tensor) -> _State:
+        """Scores (and, if weighted, the log-weight rate) at ``x_k``."""
+        t = self._t(k, x.shape[0])
+        terms = score_terms(self.target, x, t, weighted=self.weighted)
+        h = log_weight_rate(self.target, t, terms) if self.weighted else None
+        return _State(x=x, S=terms.S, h=h)
+
+    def _record(self, x: torch.Tensor) -> None:
+        if self.trajectory is not None:
+            self.trajectory.append(x.detach().clone())
+
+    def initial(self, n_particles: int, generator: torch.Generator):
+        proc, B = self.target.process, self.target.total
+        x = proc.sample_prior(n_particles, self.target.event_shape, generator,
+                              dtype=self.dtype, device=self.device, precision=B)
+        self._record(x)
+        state = self._evaluate(0, x)
+        log_g = torch.zeros(n_particles, dtype=torch.float64, device=x.device)
+        if self.weighted:
+            x64 = x.to(torch.float64)
+            if self.target.has_log_density:
+                log_pi1 = self.target.log_density(x, self._t(0, n_particles)).to(torch.float64)
+            else:
+                log_pi1 = B * proc.prior_log_prob(x64, 1.0)
+            log_g = log_pi1 - proc.prior_log_prob(x64, B)
+        return state, log_g
+
+    def step(self, k: int, state: _State, generator: torch.Generator):
+        t = self._t(k, state.x.shape[0])
+        dtau = float(self.times[k] - self.times[k + 1])
+        x = state.x
+        # Euler-Maruyama step of the reverse SDE with the scores cached at x_k.
+        drift = reverse_drift(self.target, x, t, ScoreTerms(S=state.S, sq=None), self.a)
+        x_new = x + drift * dtau
+        if self.a > 0:
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            x_new = x_new + _expand(noise_std(self.target, t, self.a) * math.sqrt(dtau), x) * z
+        x_new = self.target.process.space.project(x_new)
+        self._record(x_new)
+        if not self.weighted:
+            zero = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+            last = k + 1 == self.n_steps
+            return (_State(x=x_new) if last else self._evaluate(k + 1, x_new)), zero
+        new = self._evaluate(k + 1, x_new)
+        # Trapezoidal rule for the integral of the log-weight rate over [t_{k+1}, t_k].
+        return new, 0.5 * (state.h + new.h) * dtau
+
+
+@dataclass
+class SampleResult:
+    """Output of :func:`sample`.
+
+    samples: ``(n_particles, *event_shape)``; log_weights: ``(n_particles,)`` float64 (zeros after
+    a final resampling); log_z: estimate of ``log int pi_{t_min}`` (NaN when ``correct=False``);
+    times: ``(n_steps + 1,)``; ess, resampled, n_unique, n_dead: ``(n_steps + 1,)`` per-step
+    diagnostics (entry k before the resampling decision at ``t_k``; the last entry is the end
+    of the run and its ``resampled`` flag is the final resampling); ancestors: list of index
+    tensors or None; trajectory: ``(n_steps + 1, n_particles, *event_shape)`` or None
+    (positions before resampling at each time); seed: the generator's initial seed.
+    """
+
+    samples: torch.Tensor
+    log_weights: torch.Tensor
+    log_z: float
+    times: torch.Tensor
+    ess: torch.Tensor
+    resampled: torch.Tensor
+    n_unique: torch.Tensor
+    n_dead: torch.Tensor
+    log_z_increments: torch.Tensor
+    ancestors: list
+    trajectory: torch.Tensor | None
+    seed: int
+    noise_level: float
+    corrected: bool
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Normalised weights ``(n_particles,)`` float64."""
+        return torch.softmax(self.log_weights, dim=0)
+
+
+def time_grid(n_steps: int, t_min: float = 1e-3) -> torch.Tensor:
+    """Uniform decreasing grid ``(n_steps + 1,)`` float64 from 1 to ``t_min``."""
+    return torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)
+
+
+def sample(
+    target: Expert,
+    n_particles: int,
+    n_steps: int = 500,
+    noise: str | float = "target",
+    resample: str = "systematic",
+    ess_threshold: float = 0.5,
+    resample_window: tuple[float, float] = (1.0, 0.0),
+    final_resample: bool = True,
+    correct: bool = True,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+    return_trajectory: bool = False,
+    t_min: float = 1e-3,
+) -> SampleResult:
+    """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
+
+    Args:
+        target: a :class:`~fkc.compose.Composition` (``fkc.anneal``, ``fkc.product`` ...) or an
+            expert.
+        n_particles: number of particles ``n``.
+        n_steps: Euler-Maruyama steps from ``t = 1`` to ``t_min``.
+        noise: ``"target"`` (target-score SDE), ``"tempered"`` (tempered noise) or a noise level
+            ``a >= 0`` (0: probability-flow ODE with weights).
+        resample: ``"systematic"``, ``"stratified"``, ``"multinomial"`` or ``"residual"``.
+        ess_threshold: resample when ESS < threshold * n (1: every step; 0: never).
+        resample_window: ``(t_hi, t_lo)``: resample only at times ``t_lo <= t_k <= t_hi``.
+        final_resample: resample once more at the end (returns equally weighted samples).
+        correct: False runs the uncorrected sampler with the same drift and noise, no weights
+            and no resampling (the baseline).
+        generator: ``torch.Generator`` on ``device``; None makes a freshly seeded one (its seed is
+            in the result).
+        device, dtype: of the particles (weights are float64).
+        progress: show a progress bar.
+        return_trajectory: also return every intermediate ``x_k``.
+        t_min: last time of the grid (> 0 keeps networks away from the singular ``t = 0``).
+
+    Returns:
+        :class:`SampleResult`.
+    """
+    if not isinstance(target, Expert):
+        raise ValueError(f"target must be an Expert or a Composition, got {type(target).__name__}")
+    comp = as_composition(target)
+    if not (isinstance(n_particles, int) and n_particles >= 1):
+        raise ValueError(f"n_particles must be an integer >= 1, got {n_particles!r}")
+    if not (isinstance(n_steps, int) and n_steps >= 1):
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if not 0.0 <= t_min < 1.0:
+        raise ValueError(f"t_min must be in [0, 1), got {t_min}")
+    t_hi, t_lo = (float(v) for v in resample_window)
+    if not 0.0 <= t_lo <= t_hi <= 1.0:
+        raise ValueError(f"resample_window must be (t_hi, t_lo) with 0 <= t_lo <= t_hi <= 1, got {resample_window}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    a = noise_level(noise, comp)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if generator is None:
+        generator = torch.Generator(device=device)
+        generator.seed()
+    elif generator.device.type != device.type:
+        raise ValueError(f"generator is on {generator.device} but device is {device}")
+    seed = generator.initial_seed()
+
+    times = time_grid(n_steps, t_min)
+    model = DiffusionFKModel(comp, times, a, weighted=correct, dtype=dtype, device=device,
+                             record_trajectory=return_trajectory)
+    tk = times.tolist()
+    smc = SMC(
+        model,
+        n_particles,
+        resample=resample,
+        ess_threshold=ess_threshold if correct else 0.0,
+        resample_when=lambda k: t_lo <= tk[k] <= t_hi,
+        final_resample=final_resample and correct,
+        generator=generator,
+        progress=progress,
+        progress_desc="FKC" if correct else "uncorrected",
+    )
+    out = smc.run()
+    traj = torch.stack(model.trajectory) if return_trajectory else None
+    return SampleResult(
+        samples=out.state.x,
+        log_weights=out.log_weights,
+        log_z=float(out.log_z) if correct else float("nan"),
+        times=times,
+        ess=out.ess,
+        resampled=out.resampled,
+        n_unique=out.n_unique,
+        n_dead=out.n_dead,
+        log_z_increments=out.log_z_increments,
+        ancestors=out.ancestors,
+        trajectory=traj,
+        seed=seed,
+        noise_level=a,
+        corrected=correct,
+    )

@@ -16,7 +16,7 @@ def test_g2_makes_marginal_variance_consistent(proc):
     ts = torch.linspace(0.0, 0.99, 2001, dtype=torch.float64)
     V = proc.sigma2(ts[:1])[0]
     rhs = lambda t, v: 2 * proc.dlog_alpha(t) * v + proc.g2(t)  # noqa: E731
-    for t0, t1 in zip(ts[:-1], ts[1:]):
+    for t0, t1 in zip(ts[:-1], ts[1:], strict=False):
         h = t1 - t0
         k1 = rhs(t0, V)
         k2 = rhs(t0 + h / 2, V + h / 2 * k1)

@@ -72,7 +72,7 @@ def grid_density(target: Expert, lo, hi, n: int = 2001, t: float = 0.0) -> GridD
     mesh = torch.meshgrid(*axes, indexing="ij")
     pts = torch.stack([m.reshape(-1) for m in mesh], dim=-1)
     tt = torch.full((pts.shape[0],), float(t), dtype=torch.float64)
-    logp = torch.cat([target.log_density(c, tc) for c, tc in zip(pts.split(200_000), tt.split(200_000))])
+    logp = torch.cat([target.log_density(c, tc) for c, tc in zip(pts.split(200_000), tt.split(200_000), strict=False)])
     log_z = float(torch.logsumexp(logp, 0)) + math.log(cell)
     dens = torch.exp(logp - log_z).reshape([n] * d)
     return GridDensity(axes=axes, density=dens, cell=cell, log_z=log_z)

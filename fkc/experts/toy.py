@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..sde import NoiseProcess, VPSDE
+from ..sde import VPSDE, NoiseProcess
 from .gaussian_mixture import GaussianMixtureExpert
 
 

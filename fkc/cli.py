@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -13,6 +15,31 @@ def _demo(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     print(format_table(rows))
     print(f"\nwrote {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .io import load_samples
+    from .metrics import evaluate_samples, plot_histograms
+    from .systems.reference import load_reference
+
+    samples = load_samples(args.samples)
+    ref = load_reference(args.reference)
+    system = ref.system()
+    metrics = evaluate_samples(samples.x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise")
+    print(f"samples:   {args.samples} ({metrics['n_samples']} used, {metrics['n_dropped']} dropped)")
+    print(f"reference: {args.reference} ({metrics['n_reference']}, T = {ref.temperature:g})")
+    for key in ("distance_w2", "energy_w1", "energy_w2", "distance_tv", "energy_mean",
+                "energy_mean_reference"):
+        print(f"{key:<24}{metrics[key]:>12.4f}")
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.samples).with_suffix("")
+    paths = plot_histograms({"samples": samples.x}, ref, system, out_dir,
+                            title=f"{Path(args.samples).name} vs T = {ref.temperature:g}")
+    for p in paths.values():
+        print(f"wrote {p}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -26,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.set_defaults(func=_demo)
+
+    e = sub.add_parser("evaluate", help="metrics of a sample file against reference samples")
+    e.add_argument("samples", help="npz with x (n, n_atoms, 3), e.g. from `fkc anneal`")
+    e.add_argument("--reference", required=True, help="reference npz, e.g. datasets/lj13/T1.5.npz")
+    e.add_argument("--out-dir", default=None, help="where to write histogram PNGs "
+                   "(default: next to the samples)")
+    e.add_argument("--json", default=None, help="also write the metrics as JSON here")
+    e.add_argument("--drop-nonfinite", action="store_true",
+                   help="drop (and count) non-finite samples instead of failing")
+    e.set_defaults(func=_evaluate)
     return p
 
 

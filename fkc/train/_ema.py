@@ -1,0 +1,48 @@
+"""Exponential moving average of a network's weights."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+__all__ = ["EMA"]
+
+
+class EMA:
+    """``theta_ema <- d_k theta_ema + (1 - d_k) theta`` after every optimiser step ``k``.
+
+    ``d_k = decay`` or, with ``warmup``, ``min(decay, (1 + k) / (10 + k))`` (so early weights are
+    forgotten quickly). Buffers are copied. ``ema.module`` is a frozen copy of the network in eval
+    mode, usable directly (validation, sampling).
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.warmup = warmup
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    def decay_at(self, step: int) -> float:
+        """Decay used for the update after optimiser step ``step`` (1-based)."""
+        if self.warmup:
+            return min(self.decay, (1.0 + step) / (10.0 + step))
+        return self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = self.decay_at(step)
+        for pe, p in zip(self.module.parameters(), model.parameters(), strict=True):
+            pe.lerp_(p.detach(), 1.0 - d)
+        for be, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            be.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)

@@ -43,8 +43,6 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 from torch import nn
 
-from .models import build_model as _build_model
-from .models import config_from_dict
 from .sde import VESDE, VPSDE, NoiseProcess
 
 __all__ = [
@@ -183,6 +181,9 @@ class Checkpoint:
 
         Raises :class:`CheckpointError` if the weights do not fit the config.
         """
+        from .models import build_model as _build_model  # lazy: torch_geometric is slow to import
+        from .models import config_from_dict
+
         where = self.path or "<checkpoint>"
         if use_ema and self.ema_state is None:
             raise CheckpointError(f"{where}: use_ema=True but the checkpoint has no EMA weights")

@@ -43,6 +43,34 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _noise(value: str) -> str | float:
+    if value in ("target", "tempered"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"noise must be 'target', 'tempered' or a number >= 0, got {value!r}") from None
+
+
+def _anneal(args: argparse.Namespace) -> int:
+    from .anneal import anneal_to_file
+
+    path = anneal_to_file(args.out, model=args.model, temperature=args.temperature,
+                          n_particles=args.particles, seed=args.seed, noise=args.noise,
+                          correct=not args.no_correct, n_steps=args.steps,
+                          ess_threshold=args.ess_threshold, device=args.device,
+                          progress=not args.no_progress)
+    print(f"wrote {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import main as train_main
+
+    return train_main([args.config, *args.options])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fkc", description="Feynman-Kac corrected diffusion sampling")
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.set_defaults(func=_demo)
+
+    a = sub.add_parser("anneal", help="sample a trained model at another temperature (FKC)")
+    a.add_argument("--model", required=True, help="checkpoint file or model folder")
+    a.add_argument("--temperature", type=float, required=True,
+                   help="target temperature; beta = T_train / T")
+    a.add_argument("--particles", type=int, default=1000, help="(default: %(default)s)")
+    a.add_argument("--steps", type=int, default=500, help="SDE steps (default: %(default)s)")
+    a.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    a.add_argument("--noise", type=_noise, default="target",
+                   help="'target', 'tempered' or a noise level >= 0 (default: %(default)s)")
+    a.add_argument("--no-correct", action="store_true", help="uncorrected sampler (baseline)")
+    a.add_argument("--ess-threshold", type=float, default=0.5, help="(default: %(default)s)")
+    a.add_argument("--device", default=None, help="torch device (default: cpu)")
+    a.add_argument("--out", required=True, help="output npz")
+    a.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    a.set_defaults(func=_anneal)
+
+    tr = sub.add_parser("train", help="train a score model from a YAML config")
+    tr.add_argument("config", help="YAML config, e.g. configs/lj13_egnn_T2.yaml")
+    tr.add_argument("options", nargs=argparse.REMAINDER,
+                    help="passed on to `python -m fkc.train` (e.g. --set train.n_steps=300)")
+    tr.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="metrics of a sample file against reference samples")
     e.add_argument("samples", help="npz with x (n, n_atoms, 3), e.g. from `fkc anneal`")

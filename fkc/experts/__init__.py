@@ -2,5 +2,6 @@
 
 from .base import Expert
 from .gaussian_mixture import GaussianMixtureExpert
+from .score_model import ExpertContext, ScoreModelExpert
 
 __all__ = ["Expert", "GaussianMixtureExpert"]

@@ -8,7 +8,7 @@ A YAML file has these top-level sections (every key optional unless marked *requ
     dtype: float32                    # float32 | float64 (network and data)
     num_threads: null                 # torch.set_num_threads during training (null: unchanged)
     metadata: {system: lj13, training_temperature: 2.0}   # stored in every checkpoint
-    process: {type: vp, beta_min: 0.1, beta_max: 20.0, schedule: linear}   # VPSDE / VESDE fields
+    process: {type: vp, beta_min: 0.1, beta_max: 20.0, schedule: linear}   # VPSDE (default) / ve
     model: {name: egnn, hidden: 64, ...}  # required; fkc.models config (config_from_dict)
     data:   {kind: point_cloud, train: path.npz, valid: path.npz, ...}     # DataConfig
     loss:   {t_min: 0.001, weighting: eps, t_sampling: stratified}         # LossConfig
@@ -22,6 +22,7 @@ accepted for float fields.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -369,7 +370,11 @@ class TrainConfig:
                                                   "num_threads")}
         if "metadata" in d:
             kw["metadata"] = {} if d["metadata"] is None else d["metadata"]
-        proc = dict(d.get("process") or {"type": "VPSDE"})
+        proc = d.get("process") or {}
+        if not isinstance(proc, dict):
+            raise ConfigError(f"process must be a mapping, got {proc!r}")
+        proc = dict(proc)
+        proc.setdefault("type", "VPSDE")
         proc.setdefault("com_free", True)
         try:
             kw["process"] = process_from_dict(proc)
@@ -438,7 +443,7 @@ def load_config(
     """
     where = "config"
     if isinstance(source, dict):
-        d = json.loads(json.dumps(source))  # deep copy, plain types
+        d = copy.deepcopy(source)
     else:
         where = str(source)
         path = Path(source)

@@ -112,11 +112,16 @@ def process_from_dict(d: dict[str, Any]) -> NoiseProcess:
 # ---- atomic writes -----------------------------------------------------------------------------
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same directory is written,
-    flushed and fsync'ed, then renamed over ``path`` with ``os.replace``."""
+    flushed and fsync'ed, then renamed over ``path`` with ``os.replace``. The file gets the usual
+    permissions of a new file (``0o666`` minus the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; use the mode open() would give
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

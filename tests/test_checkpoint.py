@@ -117,11 +117,18 @@ def test_process_dict_round_trip_and_errors():
         process_from_dict({"type": "VPSDE", "beta_min": -1.0})
 
 
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
+def test_atomic_write_leaves_no_temporary_files_and_usual_permissions(tmp_path):
     ckpt = _checkpoint(_model())
     for _ in range(2):  # second write replaces the first
         save_checkpoint(tmp_path / "c.safetensors", ckpt)
     assert sorted(os.listdir(tmp_path)) == ["c.safetensors"]
+    if os.name == "posix":
+        old = os.umask(0o022)
+        try:
+            save_checkpoint(tmp_path / "d.safetensors", ckpt)
+        finally:
+            os.umask(old)
+        assert (tmp_path / "d.safetensors").stat().st_mode & 0o777 == 0o644
 
 
 def _saved(tmp_path, ckpt=None):

@@ -2,6 +2,6 @@
 
 from .base import Expert
 from .gaussian_mixture import GaussianMixtureExpert
-from .score_model import ExpertContext, ScoreModelExpert
+from .score_model import ExpertContext, ScoreModelExpert  # noqa: F401 (public API)
 
 __all__ = ["Expert", "GaussianMixtureExpert"]

@@ -31,6 +31,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,8 @@ class Trainer:
             validation, checkpoint); an exception in it stops training (as a crash would).
 
     Attributes: ``model`` (training weights), ``ema`` (:class:`~fkc.train.EMA`), ``optimizer``,
-    ``step``, ``history`` (per-step losses), ``valid_history``.
+    ``step``, ``history`` (per-step losses), ``valid_history``. (``config.num_threads`` is applied
+    by :func:`train`, not by the class.)
     """
 
     def __init__(
@@ -153,7 +155,7 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
 
         self.train_data = train_data if train_data is not None else self._load("train")
-        if valid_data is None and config.data.valid is not None and train_data is None:
+        if valid_data is None and config.data.valid is not None:
             valid_data = self._load("valid")
         self.valid_data = valid_data
         self._check_data(self.train_data, "training")
@@ -333,7 +335,7 @@ class Trainer:
         by_t = []
         for lo, hi in zip(_VALID_T_BINS[:-1], _VALID_T_BINS[1:], strict=True):
             m = (ts >= lo) & (ts < hi) if hi < 1 else (ts >= lo)
-            by_t.append(float(ema[m].mean()) if m.any() else float("nan"))
+            by_t.append(float(ema[m].mean()) if m.any() else None)
         return {
             "step": self.step,
             "valid_loss": float(raw.mean()),
@@ -364,7 +366,7 @@ class Trainer:
             history=hist,
             train_config=self.config.to_dict(),
             extra={"valid": self.valid_history, "best_valid_ema": self.best_valid,
-                   "elapsed": self.total_elapsed},
+                   "elapsed": self.total_elapsed, "device": str(self.device)},
         )
 
     @property
@@ -403,10 +405,21 @@ class Trainer:
             raise CheckpointError(f"{where}: optimizer state does not fit the model: {e}") from e
         try:
             self.noise_gen.set_state(ckpt.rng_states["noise"])
-            self.dropout_gen.set_state(ckpt.rng_states["dropout"].to(
-                self.dropout_gen.get_state().device))
         except (KeyError, RuntimeError) as e:
             raise CheckpointError(f"{where}: invalid RNG state: {e}") from e
+        saved_device = ckpt.extra.get("device", str(self.device))
+        if torch.device(saved_device).type == self.device.type:
+            try:
+                self.dropout_gen.set_state(ckpt.rng_states["dropout"])
+            except (KeyError, RuntimeError) as e:
+                raise CheckpointError(f"{where}: invalid RNG state: {e}") from e
+        else:  # generator states are device-specific: restart the dropout stream
+            warnings.warn(
+                f"resuming a run from {saved_device} on {self.device}: the classifier-free "
+                "dropout stream restarts, so the continuation is not bitwise identical",
+                stacklevel=2,
+            )
+            self.dropout_gen.manual_seed(derive_seed(self.config.seed, "dropout", ckpt.step))
         self.step = ckpt.step
         self.history = ckpt.history.get("train_loss", torch.zeros(0)).tolist()
         self.grad_norms = ckpt.history.get("grad_norm", torch.zeros(0)).tolist()
@@ -470,6 +483,7 @@ class Trainer:
         (a second Ctrl-C aborts immediately).
         """
         cfg = self.config
+        self._stop_requested = False
         last = self.output_dir / LAST
         if resume is True or resume == "auto":
             path = last if last.exists() else None
@@ -498,6 +512,9 @@ class Trainer:
         bar = tqdm(total=n_steps, initial=self.step, disable=not self.progress, desc="train",
                    dynamic_ncols=True, smoothing=0.05)
         window: list[float] = []
+        post: dict[str, str] = {}
+        if self.valid_history:
+            post["valid_ema"] = f"{self.valid_history[-1]['valid_loss_ema']:.4f}"
         with bar, self._sigint_guard():
             while self.step < n_steps:
                 loss = self.train_step()
@@ -511,13 +528,12 @@ class Trainer:
                            "elapsed": self.total_elapsed,
                            "steps_per_s": (k - start_step) / max(now - t0, 1e-9)}
                     self._log(rec)
-                    post = {"loss": f"{rec['loss']:.4f}"}
-                    if self.valid_history:
-                        post["valid_ema"] = f"{self.valid_history[-1]['valid_loss_ema']:.4f}"
+                    post["loss"] = f"{rec['loss']:.4f}"
                     bar.set_postfix(post, refresh=False)
                     window = []
                 if self._valid_chunks and (k % rc.valid_every == 0 or k == n_steps):
-                    self._do_validation()
+                    post["valid_ema"] = f"{self._do_validation()['valid_loss_ema']:.4f}"
+                    bar.set_postfix(post, refresh=False)
                 stop = self._stop_requested
                 if k % rc.checkpoint_every == 0 or k == n_steps or stop:
                     self.save(last)

@@ -64,3 +64,60 @@ def test_evaluate_against_reference(tmp_path, capsys):
     # a subset of the reference is close to it; samples at T = 0.8 are far from T = 2
     assert metrics["same"]["energy_w1"] < 1.5 < 10 < metrics["other"]["energy_w1"]
     assert metrics["same"]["distance_w2"] < 0.05 < metrics["other"]["distance_w2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from fkc.checkpoint import Checkpoint, save_checkpoint
+    from fkc.models import EGNNConfig, build_model
+    from fkc.sde import VPSDE
+
+    proc = VPSDE(com_free=True)
+    cfg = EGNNConfig(hidden=8, n_layers=1, n_atom_types=1)
+    torch.manual_seed(0)
+    model = build_model(cfg, proc)
+    folder = tmp_path_factory.mktemp("model")
+    meta = {"training_temperature": 2.0, "system": "toy",
+            "graph": {"atom_types": [0] * 4, "edge_index": None, "bond_types": None,
+                      "atom_features": None}}
+    save_checkpoint(folder / "last.safetensors",
+                    Checkpoint(model_config=cfg.to_dict(), process=proc,
+                               model_state=model.state_dict(), ema_state=model.state_dict(),
+                               metadata=meta))
+    return folder
+
+
+def test_anneal_writes_samples_with_metadata(tiny_model, tmp_path):
+    out = tmp_path / "s.npz"
+    assert main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles",
+                 "16", "--steps", "5", "--seed", "3", "--out", str(out), "--no-progress"]) == 0
+    s = load_samples(out)
+    assert s.x.shape == (16, 4, 3)
+    assert np.abs(s.x.mean(axis=1)).max() < 1e-5  # CoM-free
+    assert s.metadata["beta"] == 2.0 and s.metadata["seed"] == 3 and s.metadata["correct"]
+    assert s.metadata["score_evaluations"] == 6 * 16
+    assert s.diagnostics["ess"].shape == (6,)
+    # the same seed reproduces the file; --no-correct is the baseline with no log Z
+    out2 = tmp_path / "s2.npz"
+    main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "16",
+          "--steps", "5", "--seed", "3", "--out", str(out2), "--no-progress"])
+    np.testing.assert_array_equal(load_samples(out2).x, s.x)
+    out3 = tmp_path / "s3.npz"
+    main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "16",
+          "--steps", "5", "--out", str(out3), "--no-progress", "--no-correct", "--noise", "tempered"])
+    s3 = load_samples(out3)
+    assert np.isnan(s3.log_z) and s3.metadata["noise_level"] == 0.5
+
+
+def test_anneal_bad_inputs(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="temperature must be finite and > 0, got -1.0"):
+        main(["anneal", "--model", str(tiny_model), "--temperature", "-1", "--out",
+              str(tmp_path / "x.npz"), "--no-progress"])
+    with pytest.raises(ValueError, match="does not exist"):
+        main(["anneal", "--model", str(tmp_path / "nope"), "--temperature", "1", "--out",
+              str(tmp_path / "x.npz"), "--no-progress"])
+    with pytest.raises(SystemExit):
+        main(["anneal", "--model", str(tiny_model), "--temperature", "1", "--noise", "loud",
+              "--out", str(tmp_path / "x.npz")])

@@ -54,7 +54,7 @@ def _noise(value: str) -> str | float:
 
 
 def _anneal(args: argparse.Namespace) -> int:
-    from .anneal import anneal_to_file
+    from .annealing import anneal_to_file
 
     path = anneal_to_file(args.out, model=args.model, temperature=args.temperature,
                           n_particles=args.particles, seed=args.seed, noise=args.noise,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fkc
-from fkc.compose import log_weight_rate, noise_level, score_terms
+from fkc.compose import coefficients, log_weight_rate, noise_level, score_terms
 from fkc.experts import GaussianMixtureExpert
 from fkc.sde import VESDE, VPSDE
 
@@ -85,7 +85,8 @@ def test_weight_rate_solves_the_feynman_kac_pde(proc, a):
         div_v = -proc.dlog_alpha(t).reshape(-1, 1) + 0.5 * (1 + a) * g2 * divS
         gen = (-div_v - v * S + 0.5 * a * g2 * (divS + S**2)).squeeze(-1)
         expected = dlogpi_dtau - gen
-        got = log_weight_rate(comp, t, score_terms(comp, x, t))
+        (c,) = coefficients(comp, t[:1])
+        got = log_weight_rate(comp, c, score_terms(comp, x, t))
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -97,7 +98,8 @@ def test_weight_rate_matches_closed_form_for_annealed_gaussian():
     comp = fkc.anneal(e, 3.0)
     x = torch.randn(5, 2, dtype=torch.float64)
     t = torch.full((5,), 0.4, dtype=torch.float64)
-    got = log_weight_rate(comp, t, score_terms(comp, x, t))
+    (c,) = coefficients(comp, t[:1])
+    got = log_weight_rate(comp, c, score_terms(comp, x, t))
     bt = proc.beta(t)
     torch.testing.assert_close(got, 2.0 * bt / 2 * (3.0 * x.square().sum(-1) - 2))
     assert math.isclose(float(bt[0]), 0.1 + 0.4 * 19.9)

@@ -1,9 +1,17 @@
 """Composition algebra and the Feynman-Kac corrector for compositions of experts."""
 
 from .algebra import Composition, anneal, as_composition, cfg, compose, geometric, product
-from .corrector import log_weight_rate, noise_level, noise_std, reverse_drift, score_terms
+from .corrector import (
+    Coefficients,
+    coefficients,
+    log_weight_rate,
+    noise_level,
+    noise_std,
+    reverse_drift,
+    score_terms,
+)
 
 __all__ = [
     "Composition", "anneal", "as_composition", "cfg", "compose", "geometric", "product",
-    "log_weight_rate", "noise_level", "reverse_drift", "noise_std", "score_terms",
+    "Coefficients", "coefficients", "log_weight_rate", "noise_level", "reverse_drift", "noise_std", "score_terms",
 ]

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..sde.processes import _expand
 from .algebra import Composition
 
 
@@ -47,6 +46,26 @@ def noise_level(noise: str | float, composition: Composition) -> float:
     if not math.isfinite(a) or a < 0:
         raise ValueError(f"noise level must be finite and >= 0, got {noise!r}")
     return a
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Schedule coefficients at one time ``t``, shared by all particles: ``t``, ``g(t)^2`` and
+    ``div f(t)`` over the free dimensions (from the noise process; see :mod:`fkc.sde`)."""
+
+    t: float
+    g2: float
+    div_f: float
+
+
+def coefficients(composition: Composition, times: torch.Tensor) -> list[Coefficients]:
+    """:class:`Coefficients` at every time of a grid ``(m,)``, computed in one vectorised call
+    (float64): the sampler needs them at every step for every particle."""
+    proc = composition.process
+    t64 = times.to(torch.float64)
+    g2 = proc.g2(t64).tolist()
+    div_f = proc.div_f(t64, composition.event_shape).tolist()
+    return [Coefficients(t, g, d) for t, g, d in zip(t64.tolist(), g2, div_f, strict=True)]
 
 
 @dataclass
@@ -74,22 +93,19 @@ def score_terms(composition: Composition, x: torch.Tensor, t: torch.Tensor,
     return ScoreTerms(S=S, sq=sq)
 
 
-def log_weight_rate(composition: Composition, t: torch.Tensor, terms: ScoreTerms) -> torch.Tensor:
+def log_weight_rate(composition: Composition, c: Coefficients, terms: ScoreTerms) -> torch.Tensor:
     """``(B - 1) div f + g^2/2 (|S|^2 - sum_i b_i |s_i|^2)`` per unit reverse time, ``(n,)``
     float64."""
-    proc = composition.process
-    t64 = t.to(torch.float64)
-    div_f = proc.div_f(t64, composition.event_shape)
-    return (composition.total - 1.0) * div_f + 0.5 * proc.g2(t64) * terms.sq
+    return (composition.total - 1.0) * c.div_f + 0.5 * c.g2 * terms.sq
 
 
-def reverse_drift(composition: Composition, x: torch.Tensor, t: torch.Tensor,
+def reverse_drift(composition: Composition, x: torch.Tensor, c: Coefficients,
                   terms: ScoreTerms, a: float) -> torch.Tensor:
     """Reverse-time drift ``-f(x, t) + (1 + a)/2 g(t)^2 S``, ``(n, *event_shape)``."""
-    proc = composition.process
-    return -proc.f(x, t) + _expand(0.5 * (1.0 + a) * proc.g2(t), x) * terms.S
+    t = torch.tensor(c.t, dtype=x.dtype, device=x.device)
+    return -composition.process.f(x, t) + (0.5 * (1.0 + a) * c.g2) * terms.S
 
 
-def noise_std(composition: Composition, t: torch.Tensor, a: float) -> torch.Tensor:
-    """Reverse-time diffusion coefficient ``sqrt(a) g(t)``, ``(n,)``."""
-    return torch.sqrt(a * composition.process.g2(t))
+def noise_std(c: Coefficients, a: float) -> float:
+    """Reverse-time diffusion coefficient ``sqrt(a) g(t)``."""
+    return math.sqrt(a * c.g2)

@@ -26,6 +26,7 @@ import torch
 from ..compose.algebra import Composition, as_composition
 from ..compose.corrector import (
     ScoreTerms,
+    coefficients,
     log_weight_rate,
     noise_level,
     noise_std,
@@ -33,7 +34,6 @@ from ..compose.corrector import (
     score_terms,
 )
 from ..experts.base import Expert
-from ..sde.processes import _expand
 from ..smc import SMC, FeynmanKacModel
 
 
@@ -75,18 +75,22 @@ class DiffusionFKModel(FeynmanKacModel):
         self.dtype = dtype
         self.device = device
         self.trajectory: list[torch.Tensor] | None = [] if record_trajectory else None
+        # g^2 and div f on the whole grid at once (shared by all particles)
+        self.coef = coefficients(target, times)
 
     def describe_step(self, k: int) -> str:
         return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
 
     def _t(self, k: int, n: int) -> torch.Tensor:
+        """``t_k`` for every particle, ``(n,)`` (what experts take)."""
         return torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
+
 
     def _evaluate(self, k: int, x: torch.Tensor) -> _State:
         """Scores (and, if weighted, the log-weight rate) at ``x_k``."""
         t = self._t(k, x.shape[0])
         terms = score_terms(self.target, x, t, weighted=self.weighted)
-        h = log_weight_rate(self.target, t, terms) if self.weighted else None
+        h = log_weight_rate(self.target, self.coef[k], terms) if self.weighted else None
         return _State(x=x, S=terms.S, h=h)
 
     def _record(self, x: torch.Tensor) -> None:
@@ -110,15 +114,15 @@ class DiffusionFKModel(FeynmanKacModel):
         return state, log_g
 
     def step(self, k: int, state: _State, generator: torch.Generator):
-        t = self._t(k, state.x.shape[0])
+        c = self.coef[k]
         dtau = float(self.times[k] - self.times[k + 1])
         x = state.x
         # Euler-Maruyama step of the reverse SDE with the scores cached at x_k.
-        drift = reverse_drift(self.target, x, t, ScoreTerms(S=state.S, sq=None), self.a)
+        drift = reverse_drift(self.target, x, c, ScoreTerms(S=state.S, sq=None), self.a)
         x_new = x + drift * dtau
         if self.a > 0:
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x_new = x_new + _expand(noise_std(self.target, t, self.a) * math.sqrt(dtau), x) * z
+            x_new = x_new + (noise_std(c, self.a) * math.sqrt(dtau)) * z
         x_new = self.target.process.space.project(x_new)
         self._record(x_new)
         if not self.weighted:

@@ -22,12 +22,6 @@ from fkc.sde import VESDE, VPSDE
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(dtype=torch.float32, **kw):

@@ -17,13 +17,6 @@ F64 = torch.float64
 N_TYPES, N_BONDS = 4, 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny graphs: intra-op threading only adds contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class VP:

@@ -14,12 +14,6 @@ F64 = torch.float64
 PROC = VPSDE(com_free=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _save(path, config, *, dtype=torch.float32, graph=True, process=PROC, perturb_ema=True,

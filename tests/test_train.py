@@ -32,12 +32,6 @@ F64 = torch.float64
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _gaussian_clouds(n, n_atoms=4, v=0.25, seed=0, cond_dim=0):

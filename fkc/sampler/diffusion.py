@@ -85,7 +85,6 @@ class DiffusionFKModel(FeynmanKacModel):
         """``t_k`` for every particle, ``(n,)`` (what experts take)."""
         return torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
 
-
     def _evaluate(self, k: int, x: torch.Tensor) -> _State:
         """Scores (and, if weighted, the log-weight rate) at ``x_k``."""
         t = self._t(k, x.shape[0])

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from _machine import cpu_model
 from torch import nn
 
 import fkc
@@ -373,17 +374,6 @@ def profile_diff(cfg: Config, n_particles: int, top: int = 12) -> list[str]:
 
 
 # -- report -------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

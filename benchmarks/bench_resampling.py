@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 import torch
+from _machine import cpu_model
 
 from fkc.smc import multinomial, residual, stratified, systematic
 
@@ -107,17 +108,6 @@ def time_method(fn: Callable, lw: torch.Tensor, repeats: int) -> tuple[float, fl
         fn(lw, g)
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def fmt_time(t: float) -> str:

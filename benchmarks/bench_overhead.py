@@ -24,7 +24,9 @@ Timing: one warm-up run of each configuration, then ``--repeats`` rounds; in eac
 configuration runs corrected and uncorrected back to back, the order alternating between rounds
 (ABAB / BABA). Reported: medians and minima over rounds, the ratio of medians, and the median of
 the per-round ratios with a 95% bootstrap interval. ``--breakdown`` times the pieces of the
-correction in isolation; ``--profile`` runs cProfile on one corrected and one uncorrected run.
+correction in isolation; ``--profile`` runs cProfile on one corrected and one uncorrected run;
+``--prototype`` measures a what-if: the sampler's ``score_terms`` replaced (in this process only)
+by a version without float64 copies of the scores (see :func:`install_prototype`).
 
 Memory allocator: large float64 temporaries (the mixture expert allocates several
 ``(n, k, d)`` float64 tensors, ~2.5 MB each, per call) are served by glibc with ``mmap`` and given
@@ -36,7 +38,7 @@ reused, no page faults after the warm-up); ``--default-malloc`` keeps glibc's de
 number of minor page faults per run is reported either way.
 
 Usage: ``nice -n 5 python benchmarks/bench_overhead.py [--repeats 15] [--threads 1]
-[--breakdown] [--profile] [--default-malloc] [--markdown out.md]``
+[--breakdown] [--profile] [--prototype] [--default-malloc] [--markdown out.md]``
 """
 
 from __future__ import annotations
@@ -269,23 +271,23 @@ def breakdown(configs: list[Config], n: int, n_resampled: dict[str, float],
     * ``step extra``: ``DiffusionFKModel.step`` weighted minus unweighted, with experts that
       return cached scores (so no score cost), per step; split into ``norms`` (``score_terms``
       weighted minus unweighted: the float64 casts and squared norms of every ``s_i`` and of
-      ``S``) and ``rate`` (``log_weight_rate``), of which ``g2`` (``process.g2`` on the
-      ``(n,)`` float64 time tensor) and ``div_f``;
+      ``S``) and ``rate`` (``log_weight_rate`` with the grid's precomputed coefficients);
     * ``resample`` + ``take``: systematic resampling of ``(n,)`` float64 log-weights and the
       gather of the particle state ``(x, S, h)`` (per resampling event).
 
     ``predicted`` = steps * step extra + resamplings * (resample + take) + score + log q (ms per
     run), next to the measured difference of the median non-score times (``measured``).
     """
-    from fkc.compose import log_weight_rate, noise_level, score_terms
+    import fkc.sampler.diffusion as diffusion
+    from fkc.compose import coefficients, log_weight_rate, noise_level
     from fkc.sampler import DiffusionFKModel, time_grid
     from fkc.smc import systematic
     from fkc.smc.state import take
 
     lines = [
-        "| target | score (all experts) | log q | step extra | norms | rate | g2 | div_f | "
+        "| target | score (all experts) | log q | step extra | norms | rate | "
         "resample | take | resamplings | predicted extra / run | measured extra / run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     g = torch.Generator().manual_seed(0)
     ms = 1e3
@@ -296,14 +298,13 @@ def breakdown(configs: list[Config], n: int, n_resampled: dict[str, float],
         t_score = best_of(comp.scores, x, t, reps=20)
         t_logq = best_of(comp.log_density, x, t, reps=20) if comp.has_log_density else 0.0
         cached = fkc.compose([(CachedExpert(e, x, t), b) for e, b in comp.terms])
+        score_terms = diffusion.score_terms  # the sampler's (replaced by --prototype)
         t_norms = best_of(score_terms, cached, x, t, True) - best_of(score_terms, cached, x, t,
                                                                      False)
         terms = score_terms(cached, x, t, weighted=True)
-        t_rate = best_of(log_weight_rate, cached, t, terms)
-        t64 = t.to(torch.float64)
-        t_g2 = best_of(comp.process.g2, t64)
-        t_divf = best_of(comp.process.div_f, t64, comp.event_shape)
         grid = time_grid(cfg.n_steps)
+        coef = coefficients(cached, grid)[cfg.n_steps // 2]
+        t_rate = best_of(log_weight_rate, cached, coef, terms)
         a = noise_level("target", cached)
         step, states = {}, {}
         for weighted in (True, False):
@@ -318,7 +319,7 @@ def breakdown(configs: list[Config], n: int, n_resampled: dict[str, float],
         pred = cfg.n_steps * extra_step + n_res * (t_res + t_take) + t_score + t_logq
         lines.append(
             f"| {cfg.name} | {t_score * ms:.3f} | {t_logq * ms:.3f} | {extra_step * ms:.3f} | "
-            f"{t_norms * ms:.3f} | {t_rate * ms:.3f} | {t_g2 * ms:.3f} | {t_divf * ms:.3f} | "
+            f"{t_norms * ms:.3f} | {t_rate * ms:.3f} | "
             f"{t_res * ms:.3f} | {t_take * ms:.3f} | {n_res:g} | {pred * ms:.0f} | "
             f"{measured[cfg.name] * ms:.0f} |"
         )
@@ -373,6 +374,63 @@ def profile_diff(cfg: Config, n_particles: int, top: int = 12) -> list[str]:
     return lines
 
 
+# -- what-if: a cheaper weight computation (monkeypatched here only, fkc is not changed) --------
+
+
+def install_prototype() -> str:
+    """Replace ``score_terms`` *as used by the sampler* with a cheaper version computing the
+    same quantities, to estimate what a fix in fkc would buy:
+
+    ``|S|^2 - sum_i b_i |s_i|^2 = B (B - 1) |m|^2 - sum_i b_i |s_i - m|^2`` with ``m = S / B``
+    (expand ``|s_i|^2 = |m + (s_i - m)|^2``; ``sum_i b_i (s_i - m) = 0``). This form has no
+    cancellation (for CFG it is ``w (w - 1) |s_c - s_u|^2``), so it is reduced in the scores'
+    dtype and only the ``(n,)`` result is cast to float64 -- no ``(n, d)`` float64 copies -- and
+    a single expert (annealing) needs one norm instead of two.
+
+    Checks the prototype against fkc's own ``score_terms`` + ``log_weight_rate`` on random scores
+    before installing it.
+    """
+    import fkc.sampler.diffusion as diffusion
+    from fkc.compose import coefficients, log_weight_rate, score_terms
+    from fkc.compose.corrector import ScoreTerms
+
+    def fast_score_terms(comp, x, t, weighted=True):
+        scores = comp.scores(x, t)
+        S = None
+        for (_, b), s in zip(comp.terms, scores, strict=True):
+            S = b * s if S is None else S + b * s
+        if not weighted:
+            return ScoreTerms(S=S, sq=None)
+        B = comp.total
+        m = S / B
+        acc = (B * (B - 1.0)) * m.flatten(1).square().sum(-1)
+        if len(scores) > 1:
+            for (_, b), s in zip(comp.terms, scores, strict=True):
+                acc = acc - b * (s - m).flatten(1).square().sum(-1)
+        return ScoreTerms(S=S, sq=acc.to(torch.float64))
+
+    g = torch.Generator().manual_seed(0)
+    vp = fkc.VPSDE()
+    a, b = StandardNormalExpert(vp, 5), StandardNormalExpert(vp, 5)
+    x = torch.randn(64, 5, generator=g)
+    t = torch.full((64,), 0.3)
+    worst = 0.0
+    for comp in (fkc.anneal(a, 2.0), fkc.product(a, b), fkc.cfg(a, b, 4.0),
+                 fkc.compose([(a, 1.5), (b, -0.5)])):
+        cached = fkc.compose([(CachedExpert(e, x * (i + 1.3), t), bb)
+                              for i, (e, bb) in enumerate(comp.terms)])
+        coef = coefficients(cached, torch.tensor([0.3]))[0]
+        ref = log_weight_rate(cached, coef, score_terms(cached, x, t))
+        new = log_weight_rate(cached, coef, fast_score_terms(cached, x, t))
+        err = float(((new - ref).abs() / (ref.abs() + 1.0)).max())
+        if err > 1e-5:
+            raise AssertionError(f"prototype differs from fkc for {comp}: {err:.2e}")
+        worst = max(worst, err)
+    diffusion.score_terms = fast_score_terms
+    return ("prototype `score_terms` installed (max relative difference of the rate vs fkc on "
+            f"test inputs: {worst:.1e})")
+
+
 # -- report -------------------------------------------------------------------------------------
 
 
@@ -388,12 +446,16 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the difference")
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's malloc defaults (see the module docstring)")
+    parser.add_argument("--prototype", action="store_true",
+                        help="what-if: monkeypatch a cheaper weight computation (see "
+                             "install_prototype)")
     parser.add_argument("--markdown", default=None, help="also write the report to this file")
     args = parser.parse_args()
     if not args.default_malloc and any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     torch.set_num_threads(args.threads)
     n = args.particles
+    proto = install_prototype() if args.prototype else None
 
     configs = build_configs(args.steps)
     if args.only:
@@ -409,6 +471,8 @@ def main() -> None:
         "systematic resampling at ESS < 0.5 n plus the final resampling; "
         f"{args.repeats} interleaved rounds after one warm-up",
     ]
+    if proto:
+        info.append(f"- **what-if run**: {proto}")
     print("\n".join(info), flush=True)
 
     recs: dict[tuple[str, bool], list[Record]] = {(c.name, k): [] for c in configs

@@ -400,6 +400,8 @@ code(r"""
 print(f"notebook compute time: {time.perf_counter() - T0:.1f} s")
 """)
 
+for i, cell in enumerate(cells):  # stable ids: regenerating gives a byte-identical file
+    cell["id"] = f"cell-{i:02d}"
 nb = new_notebook(cells=cells, metadata={
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},

@@ -17,7 +17,8 @@ def four_modes(process: NoiseProcess | None = None) -> GaussianMixtureExpert:
 
 
 def diagonal_band(process: NoiseProcess | None = None) -> GaussianMixtureExpert:
-    """Two elongated modes along the diagonal ``y = x`` (overlaps two of :func:`four_modes`)."""
+    """Two broad isotropic modes (variance 1.5) on the diagonal ``y = x`` (they overlap two of
+    :func:`four_modes`)."""
     return GaussianMixtureExpert(
         weights=[0.5, 0.5],
         means=[[1.5, 1.5], [-1.5, -1.5]],

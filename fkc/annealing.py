@@ -36,7 +36,8 @@ def resolve_checkpoint(model: str | Path) -> Path:
 def anneal_model(model: str | Path, temperature: float, n_particles: int, *, seed: int = 0,
                  noise: str | float = "target", correct: bool = True, n_steps: int = 500,
                  ess_threshold: float = 0.5, resample_window: tuple[float, float] = (1.0, 0.0),
-                 device: str | None = None, progress: bool = True) -> SampleFile:
+                 grid: str = "edm", t_min: float = 1e-3,
+                 weight_window: tuple[float, float] = (1.0, 0.0), denoise: bool = True, device: str | None = None, progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
@@ -56,15 +57,18 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
-                 correct=correct, generator=torch.Generator(device or "cpu").manual_seed(seed),
+                 correct=correct, grid=grid, t_min=t_min, weight_window=weight_window,
+                 denoise=denoise, generator=torch.Generator(device or "cpu").manual_seed(seed),
                  device=device, progress=progress)
     wall = time.perf_counter() - start
-    n_eval = (n_steps + 1 if correct else n_steps) * n_particles
+    n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0)) * n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res.noise_level, "correct": correct, "seed": seed,
             "n_particles": n_particles, "n_steps": n_steps, "ess_threshold": ess_threshold,
-            "resample_window": list(resample_window), "score_evaluations": n_eval,
+            "resample_window": list(resample_window), "grid": grid, "t_min": t_min,
+            "weight_window": list(weight_window), "denoise": denoise,
+            "score_evaluations": n_eval,
             "wall_time_s": wall, "system": expert.metadata.get("system")}
     return SampleFile(
         x=res.samples.detach().cpu().numpy(),

@@ -59,8 +59,10 @@ def _anneal(args: argparse.Namespace) -> int:
     path = anneal_to_file(args.out, model=args.model, temperature=args.temperature,
                           n_particles=args.particles, seed=args.seed, noise=args.noise,
                           correct=not args.no_correct, n_steps=args.steps,
-                          ess_threshold=args.ess_threshold, device=args.device,
-                          progress=not args.no_progress)
+                          ess_threshold=args.ess_threshold,
+                          resample_window=tuple(args.resample_window), grid=args.grid,
+                          t_min=args.t_min, weight_window=tuple(args.weight_window),
+                          denoise=not args.no_denoise, device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     return 0
 
@@ -93,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'target', 'tempered' or a noise level >= 0 (default: %(default)s)")
     a.add_argument("--no-correct", action="store_true", help="uncorrected sampler (baseline)")
     a.add_argument("--ess-threshold", type=float, default=0.5, help="(default: %(default)s)")
+    a.add_argument("--resample-window", type=float, nargs=2, default=[1.0, 0.0],
+                   metavar=("T_HI", "T_LO"),
+                   help="resample only at times T_LO <= t <= T_HI (default: 1 0)")
+    a.add_argument("--grid", choices=["uniform", "edm"], default="edm",
+                   help="time grid: uniform in t or EDM-style, dense at small noise "
+                        "(default: %(default)s)")
+    a.add_argument("--t-min", type=float, default=1e-3, help="last time (default: %(default)s)")
+    a.add_argument("--weight-window", type=float, nargs=2, default=[1.0, 0.0],
+                   metavar=("T_HI", "T_LO"),
+                   help="accumulate weights only for T_LO <= t <= T_HI; anything but 1 0 is an "
+                        "approximation (default: 1 0, exact)")
+    a.add_argument("--no-denoise", action="store_true",
+                   help="return the particles at t_min as they are, without the final Tweedie "
+                        "denoising step")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -97,7 +97,9 @@ def test_anneal_writes_samples_with_metadata(tiny_model, tmp_path):
     assert s.x.shape == (16, 4, 3)
     assert np.abs(s.x.mean(axis=1)).max() < 1e-5  # CoM-free
     assert s.metadata["beta"] == 2.0 and s.metadata["seed"] == 3 and s.metadata["correct"]
-    assert s.metadata["score_evaluations"] == 6 * 16
+    assert s.metadata["score_evaluations"] == 7 * 16  # 5 steps + final point + denoising
+    assert s.metadata["grid"] == "edm" and s.metadata["denoise"]
+    assert s.metadata["weight_window"] == [1.0, 0.0]
     assert s.diagnostics["ess"].shape == (6,)
     # the same seed reproduces the file; --no-correct is the baseline with no log Z
     out2 = tmp_path / "s2.npz"

@@ -172,3 +172,82 @@ def test_bad_arguments(kwargs, match):
 def test_bad_target():
     with pytest.raises(ValueError, match="target must be an Expert"):
         fkc.sample("not an expert", 10, progress=False)
+
+
+def test_edm_time_grid_is_dense_at_small_noise():
+    from fkc.sampler.diffusion import time_grid
+
+    t = time_grid(200, T_MIN, "edm", VP)
+    assert t.shape == (201,) and t.dtype == torch.float64
+    assert t[0] == 1.0 and t[-1] == T_MIN and bool((t[1:] < t[:-1]).all())
+    u = time_grid(200, T_MIN)
+    assert float(t[-2] - t[-1]) < 0.1 * float(u[-2] - u[-1])  # much finer near t_min
+    lam = (VP.sigma(t) / VP.alpha(t)) ** (1 / 7.0)
+    steps = lam[:-1] - lam[1:]
+    assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-3)
+    ve = fkc.VESDE()
+    tv = time_grid(50, T_MIN, "edm", ve)
+    assert bool((tv[1:] < tv[:-1]).all())
+    with pytest.raises(ValueError, match="'cubic'"):
+        time_grid(10, T_MIN, "cubic", VP)
+    with pytest.raises(ValueError, match="noise process"):
+        time_grid(10, T_MIN, "edm")
+
+
+def test_sample_accepts_edm_grid_and_records_it():
+    res = fkc.sample(fkc.anneal(E1, 2.0), 64, n_steps=20, grid="edm", generator=_g(0),
+                     progress=False)
+    assert float(res.times[-2]) < 0.01
+    with pytest.raises(ValueError, match="'log'"):
+        fkc.sample(E1, 8, n_steps=5, grid="log", progress=False)
+
+
+def test_full_weight_window_is_the_default_and_empty_window_is_uncorrected():
+    target = fkc.anneal(E1, 2.0)
+    kw = dict(n_steps=40, progress=False, dtype=torch.float64)
+    base = fkc.sample(target, 256, generator=_g(3), **kw)
+    full = fkc.sample(target, 256, generator=_g(3), weight_window=(1.0, 0.0), **kw)
+    assert torch.equal(base.samples, full.samples) and base.log_z == full.log_z
+    # no weights anywhere: same particles as the uncorrected sampler, log Z = 0, no resampling
+    none = fkc.sample(target, 256, generator=_g(3), weight_window=(0.0, 0.0), **kw)
+    unc = fkc.sample(target, 256, generator=_g(3), correct=False, **kw)
+    assert torch.equal(none.samples, unc.samples)
+    assert none.log_z == 0.0 and not bool(none.resampled[:-1].any())
+
+
+def test_weight_window_zeroes_increments_outside_it():
+    target = fkc.anneal(E1, 2.0)
+    res = fkc.sample(target, 256, n_steps=40, generator=_g(4), weight_window=(1.0, 0.5),
+                     progress=False, dtype=torch.float64)
+    inc = res.log_z_increments
+    below = res.times[1:] < 0.5  # step k -> k+1 ends below t_lo
+    assert bool((inc[1:][below] == 0).all()) and bool((inc[1:][~below] != 0).any())
+    with pytest.raises(ValueError, match="weight_window"):
+        fkc.sample(target, 8, n_steps=5, weight_window=(0.2, 0.5), progress=False)
+
+
+def test_tweedie_denoise_matches_gaussian_posterior_mean():
+    # q_t = N(alpha m, alpha^2 v + s2); the posterior mean of x0 given x_t is
+    # m + alpha v (x - alpha m) / (alpha^2 v + s2), for any beta (the denoiser uses S / B = s).
+    m, v, t = 1.0, 0.3, 0.2
+    e = GaussianMixtureExpert([1.0], [[m]], [v], VP)
+    tt = torch.full((5,), t, dtype=torch.float64)
+    al, s2 = float(VP.alpha(tt[0])), float(VP.sigma2(tt[0]))
+    x = torch.linspace(-1, 2, 5, dtype=torch.float64)[:, None]
+    comp = fkc.anneal(e, 3.0)
+    S = 3.0 * e.score(x, tt)
+    from fkc.compose import tweedie_denoise
+
+    got = tweedie_denoise(comp, x, tt, S)
+    want = m + al * v * (x - al * m) / (al * al * v + s2)
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_sample_denoise_moves_final_particles_towards_the_mode():
+    e = GaussianMixtureExpert([1.0], [[1.0]], [1e-3], VP)  # narrow: t_min noise is visible
+    kw = dict(n_steps=100, progress=False, dtype=torch.float64, t_min=0.02)
+    raw = fkc.sample(fkc.anneal(e, 2.0), 2000, generator=_g(5), **kw)
+    den = fkc.sample(fkc.anneal(e, 2.0), 2000, generator=_g(5), denoise=True, **kw)
+    var_raw, var_den = float(raw.samples.var()), float(den.samples.var())
+    # exact target variance 5e-4; sigma^2(0.02) / 2 ~ 2e-3 of noise is left without denoising
+    assert var_raw > 2e-3 and abs(var_den - 5e-4) < 2e-4, (var_raw, var_den)

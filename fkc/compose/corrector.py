@@ -106,6 +106,23 @@ def reverse_drift(composition: Composition, x: torch.Tensor, c: Coefficients,
     return -composition.process.f(x, t) + (0.5 * (1.0 + a) * c.g2) * terms.S
 
 
+def tweedie_denoise(composition: Composition, x: torch.Tensor, t: torch.Tensor,
+                    S: torch.Tensor) -> torch.Tensor:
+    """Posterior-mean denoising ``(x + sigma_t^2 S / B) / alpha_t`` of particles at time t.
+
+    Near a mode every ``q_{i,t}`` is locally Gaussian with variance ``v_i + sigma_t^2``, so
+    ``prod_i q_{i,t}^{b_i}`` is the target ``prod_i q_{i,0}^{b_i}`` plus noise of variance
+    ``sigma_t^2 / B`` (up to ``O(sigma_t^4)``); Tweedie's formula for that noise, with the
+    composed score ``S``, gives the expression above (for an annealed expert it is the usual
+    ``(x + sigma^2 s) / alpha``). x, S: ``(n, *event_shape)``, t: ``(n,)``.
+    """
+    proc = composition.process
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    s2 = proc.sigma2(t).to(x.dtype).reshape(shape)
+    alpha = proc.alpha(t).to(x.dtype).reshape(shape)
+    return proc.space.project((x + (s2 / composition.total) * S) / alpha)
+
+
 def noise_std(c: Coefficients, a: float) -> float:
     """Reverse-time diffusion coefficient ``sqrt(a) g(t)``."""
     return math.sqrt(a * c.g2)

@@ -32,6 +32,7 @@ from ..compose.corrector import (
     noise_std,
     reverse_drift,
     score_terms,
+    tweedie_denoise,
 )
 from ..experts.base import Expert
 from ..smc import SMC, FeynmanKacModel
@@ -63,10 +64,15 @@ class DiffusionFKModel(FeynmanKacModel):
             evaluated only for the drift).
         dtype, device: of the particles.
         record_trajectory: keep ``x_k`` (before resampling at step k) for every k.
+        weight_window: ``(t_hi, t_lo)``: only steps with ``t_lo <= t_{k+1} < t_k <= t_hi`` get a
+            log-potential (others get 0; the initial weight needs ``t_hi = 1``). The default
+            ``(1, 0)`` is the exact corrector; a narrower window is an approximation (see
+            :func:`sample`).
     """
 
     def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
-                 dtype: torch.dtype, device: torch.device, record_trajectory: bool = False):
+                 dtype: torch.dtype, device: torch.device, record_trajectory: bool = False,
+                 weight_window: tuple[float, float] = (1.0, 0.0)):
         self.target = target
         self.times = times
         self.n_steps = times.numel() - 1
@@ -77,6 +83,12 @@ class DiffusionFKModel(FeynmanKacModel):
         self.trajectory: list[torch.Tensor] | None = [] if record_trajectory else None
         # g^2 and div f on the whole grid at once (shared by all particles)
         self.coef = coefficients(target, times)
+        t_hi, t_lo = weight_window
+        tk = times.tolist()
+        # weights_on[k]: the step k -> k+1 carries a log-potential
+        self.weights_on = [weighted and t_lo <= tk[k + 1] and tk[k] <= t_hi
+                           for k in range(self.n_steps)]
+        self.initial_weight = weighted and t_hi >= 1.0
 
     def describe_step(self, k: int) -> str:
         return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
@@ -85,11 +97,16 @@ class DiffusionFKModel(FeynmanKacModel):
         """``t_k`` for every particle, ``(n,)`` (what experts take)."""
         return torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
 
+    def _needs_rate(self, k: int) -> bool:
+        """The log-weight rate at ``t_k`` enters a step's potential."""
+        return (k < self.n_steps and self.weights_on[k]) or (k > 0 and self.weights_on[k - 1])
+
     def _evaluate(self, k: int, x: torch.Tensor) -> _State:
-        """Scores (and, if weighted, the log-weight rate) at ``x_k``."""
+        """Scores (and, where a potential needs it, the log-weight rate) at ``x_k``."""
         t = self._t(k, x.shape[0])
-        terms = score_terms(self.target, x, t, weighted=self.weighted)
-        h = log_weight_rate(self.target, self.coef[k], terms) if self.weighted else None
+        need = self._needs_rate(k)
+        terms = score_terms(self.target, x, t, weighted=need)
+        h = log_weight_rate(self.target, self.coef[k], terms) if need else None
         return _State(x=x, S=terms.S, h=h)
 
     def _record(self, x: torch.Tensor) -> None:
@@ -103,7 +120,7 @@ class DiffusionFKModel(FeynmanKacModel):
         self._record(x)
         state = self._evaluate(0, x)
         log_g = torch.zeros(n_particles, dtype=torch.float64, device=x.device)
-        if self.weighted:
+        if self.initial_weight:
             x64 = x.to(torch.float64)
             if self.target.has_log_density:
                 log_pi1 = self.target.log_density(x, self._t(0, n_particles)).to(torch.float64)
@@ -124,7 +141,7 @@ class DiffusionFKModel(FeynmanKacModel):
             x_new = x_new + (noise_std(c, self.a) * math.sqrt(dtau)) * z
         x_new = self.target.process.space.project(x_new)
         self._record(x_new)
-        if not self.weighted:
+        if not self.weights_on[k]:
             zero = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
             last = k + 1 == self.n_steps
             return (_State(x=x_new) if last else self._evaluate(k + 1, x_new)), zero
@@ -167,9 +184,39 @@ class SampleResult:
         return torch.softmax(self.log_weights, dim=0)
 
 
-def time_grid(n_steps: int, t_min: float = 1e-3) -> torch.Tensor:
-    """Uniform decreasing grid ``(n_steps + 1,)`` float64 from 1 to ``t_min``."""
-    return torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)
+def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=None,
+              rho: float = 7.0) -> torch.Tensor:
+    """Decreasing time grid ``(n_steps + 1,)`` float64 from 1 to ``t_min``.
+
+    ``kind="uniform"``: equal steps in t. ``kind="edm"``: equal steps in ``lambda^(1/rho)`` where
+    ``lambda(t) = sigma(t) / alpha(t)`` is the noise-to-signal ratio of ``process`` (Karras et
+    al. 2022, rho = 7), i.e. small steps where the noise is small; t is found by monotone
+    interpolation of ``lambda`` on a dense grid.
+    """
+    if kind == "uniform":
+        return torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)
+    if kind != "edm":
+        raise ValueError(f"time grid kind must be 'uniform' or 'edm', got {kind!r}")
+    if process is None:
+        raise ValueError("an 'edm' time grid needs the noise process")
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0, got {rho}")
+    lo = max(t_min, 1e-6)
+    dense = torch.cat([torch.logspace(math.log10(lo), 0.0, 20001, dtype=torch.float64)])
+    lam = (process.sigma(dense) / process.alpha(dense)).to(torch.float64)
+    if not bool((lam[1:] > lam[:-1]).all()):
+        raise ValueError("the process's sigma/alpha is not increasing in t; use kind='uniform'")
+    r = torch.linspace(float(lam[-1]) ** (1 / rho), float(lam[0]) ** (1 / rho), n_steps + 1,
+                       dtype=torch.float64) ** rho
+    # invert lambda(t) by linear interpolation in log t
+    idx = torch.searchsorted(lam, r).clamp(1, lam.numel() - 1)
+    l0, l1 = lam[idx - 1], lam[idx]
+    u0, u1 = dense[idx - 1].log(), dense[idx].log()
+    t = torch.exp(u0 + (r - l0) / (l1 - l0) * (u1 - u0))
+    t[0], t[-1] = 1.0, t_min
+    if t_min == 0.0:
+        t[-1] = 0.0
+    return t
 
 
 def sample(
@@ -188,6 +235,9 @@ def sample(
     progress: bool = True,
     return_trajectory: bool = False,
     t_min: float = 1e-3,
+    grid: str = "uniform",
+    weight_window: tuple[float, float] = (1.0, 0.0),
+    denoise: bool = False,
 ) -> SampleResult:
     """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
 
@@ -210,6 +260,16 @@ def sample(
         progress: show a progress bar.
         return_trajectory: also return every intermediate ``x_k``.
         t_min: last time of the grid (> 0 keeps networks away from the singular ``t = 0``).
+        grid: ``"uniform"`` or ``"edm"`` (steps dense at small noise; see :func:`time_grid`).
+        weight_window: ``(t_hi, t_lo)``: accumulate log-weights only over ``[t_lo, t_hi]``; outside
+            it the particles follow the composed SDE unweighted. ``(1, 0)`` (default) is the
+            exact corrector. A window with ``t_lo > 0`` is an approximation that stops the
+            correction where a learned score is least reliable (the rate contains
+            ``g^2/2 (|S|^2 - sum b_i |s_i|^2)``, in which squared score errors enter with a
+            positive sign); it is biased, so use it knowingly and check against a reference.
+        denoise: replace the final particles by their posterior mean
+            (:func:`fkc.compose.tweedie_denoise`; one more score evaluation per particle),
+            removing the ``sigma(t_min)`` noise left at the end of the grid.
 
     Returns:
         :class:`SampleResult`.
@@ -226,6 +286,9 @@ def sample(
     t_hi, t_lo = (float(v) for v in resample_window)
     if not 0.0 <= t_lo <= t_hi <= 1.0:
         raise ValueError(f"resample_window must be (t_hi, t_lo) with 0 <= t_lo <= t_hi <= 1, got {resample_window}")
+    w_hi, w_lo = (float(v) for v in weight_window)
+    if not 0.0 <= w_lo <= w_hi <= 1.0:
+        raise ValueError(f"weight_window must be (t_hi, t_lo) with 0 <= t_lo <= t_hi <= 1, got {weight_window}")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     a = noise_level(noise, comp)
@@ -237,9 +300,9 @@ def sample(
         raise ValueError(f"generator is on {generator.device} but device is {device}")
     seed = generator.initial_seed()
 
-    times = time_grid(n_steps, t_min)
+    times = time_grid(n_steps, t_min, grid, comp.process)
     model = DiffusionFKModel(comp, times, a, weighted=correct, dtype=dtype, device=device,
-                             record_trajectory=return_trajectory)
+                             record_trajectory=return_trajectory, weight_window=(w_hi, w_lo))
     tk = times.tolist()
     smc = SMC(
         model,
@@ -253,9 +316,14 @@ def sample(
         progress_desc="FKC" if correct else "uncorrected",
     )
     out = smc.run()
+    x_final = out.state.x
+    if denoise:
+        t_end = model._t(model.n_steps, x_final.shape[0])
+        S_end = score_terms(comp, x_final, t_end, weighted=False).S.detach()
+        x_final = tweedie_denoise(comp, x_final, t_end, S_end)
     traj = torch.stack(model.trajectory) if return_trajectory else None
     return SampleResult(
-        samples=out.state.x,
+        samples=x_final,
         log_weights=out.log_weights,
         log_z=float(out.log_z) if correct else float("nan"),
         times=times,

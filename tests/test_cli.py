@@ -13,12 +13,31 @@ from fkc.io import SampleFile, load_samples, save_samples
 
 def test_demo_writes_table_and_png(tmp_path, capsys):
     out = tmp_path / "demo.png"
-    assert main(["demo", "--particles", "300", "--steps", "40", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert main(["demo", "--workload", "gmm", "--particles", "300", "--steps", "40", "--out",
+                 str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "q1^2 (anneal, beta=2)" in text and "uncorrected" in text and "FKC" in text
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_lj13_demo_is_the_default_and_writes_table_and_png(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--particles", "16", "--steps", "8", "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "FKC" in text and "uncorrected" in text and "reference T=2 (no annealing)" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_lj13_demo_names_missing_files(tmp_path, monkeypatch):
+    import fkc.demo_lj13 as d
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(d, "REPO", tmp_path)
+    with pytest.raises(FileNotFoundError, match="models/lj13-egnn-T2"):
+        d.run_lj13_demo(out=tmp_path / "x.png", n_particles=4, n_steps=2, progress=False)
 
 
 def test_python_dash_m_works():

@@ -131,6 +131,21 @@ DEFAULT_SPECS: dict[str, ReferenceSpec] = {
         thin_factor=5.0,
         seed=20_240_613,
     ),
+    # Independent runs (own seed) giving training sets at the annealing targets, for the
+    # "model trained directly at T" reference rows; datasets/lj13/train_low/.
+    "lj13-low-train": ReferenceSpec(
+        system="lj13",
+        temperatures=(1.5, 0.8),
+        ladder=_LJ13_LADDER,
+        n_samples=2_000,
+        train_temperatures=(1.5, 0.8),
+        n_train=20_000,
+        n_runs=8,
+        n_burn_in=50_000,
+        n_pilot=500_000,
+        thin_factor=5.0,
+        seed=20_240_615,
+    ),
     "dw4": ReferenceSpec(
         system="dw4",
         temperatures=(1.0,),

@@ -142,3 +142,19 @@ def test_anneal_bad_inputs(tiny_model, tmp_path):
     with pytest.raises(SystemExit):
         main(["anneal", "--model", str(tiny_model), "--temperature", "1", "--noise", "loud",
               "--out", str(tmp_path / "x.npz")])
+
+
+def test_anneal_passes_grid_window_and_denoise_options(tiny_model, tmp_path):
+    out = tmp_path / "s.npz"
+    assert main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles",
+                 "8", "--steps", "6", "--grid", "uniform", "--weight-window", "1", "0.5",
+                 "--resample-window", "0.9", "0.1", "--t-min", "0.01", "--no-denoise",
+                 "--out", str(out), "--no-progress"]) == 0
+    m = load_samples(out).metadata
+    assert m["grid"] == "uniform" and not m["denoise"] and m["t_min"] == 0.01
+    assert m["weight_window"] == [1.0, 0.5] and m["resample_window"] == [0.9, 0.1]
+    assert m["score_evaluations"] == 7 * 8
+    with pytest.raises(ValueError, match="weight_window"):
+        main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "8",
+              "--steps", "4", "--weight-window", "0.2", "0.5", "--out", str(out),
+              "--no-progress"])

@@ -13,6 +13,9 @@ Procedure (numbers are fields of :class:`MDConfig`):
    vibration with a stable, accurate splitting (2 fs would need rigid X-H bonds).
 4. Every ``chunk_frames`` frames the whole file is rewritten atomically (temp file in the same
    directory, then ``os.replace``), so an interrupted run leaves the last complete chunk.
+   Wall-clock timings (ns/day per chunk) go to a side file ``<name>.timing.json``, so the
+   ``.npz`` itself depends only on the config and the platform (fixed zip timestamps): same
+   config, same platform and OpenMM build -> byte-identical file.
 
 File (``.npz``, no pickles):
 
@@ -21,7 +24,7 @@ File (``.npz``, no pickles):
 * ``energy (n,)`` float64 potential energy in kJ/mol of the double-precision positions,
 * ``kinetic_energy (n,)`` float64 kJ/mol, ``time_ps (n,)`` float64 (production time, 0 = end of
   equilibration), ``temperature`` (K),
-* ``metadata``: JSON (config, force field, OpenMM version, platform, timings, resumes),
+* ``metadata``: JSON (config, force field, OpenMM version, platform, chunks, resumes),
 * ``topology_pdb``: PDB text (topology and reference structure; ``mdtraj`` readable),
 * ``checkpoint`` (uint8, ``Context.createCheckpoint``; includes the integrator's random state)
   and ``state_xml`` (``XmlSerializer`` of positions/velocities, portable).
@@ -176,13 +179,11 @@ def _read(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = sorted(set(_ARRAYS) - set(f.files))
-            if missing:
-                raise _corrupt(path, f"missing arrays {missing}")
-            data = {k: f[k] for k in _ARRAYS}
-    except ValueError:
-        raise
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            data = {} if missing else {k: f[k] for k in _ARRAYS}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
         raise _corrupt(path, f"{type(e).__name__}: {e}") from e
+    if missing:
+        raise _corrupt(path, f"missing arrays {missing}")
     try:
         data["metadata"] = json.loads(str(data["metadata"]))
         MDConfig(**data["metadata"]["config"])
@@ -209,9 +210,21 @@ def load_md(path: str | os.PathLike) -> MDData:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
+    """``np.savez``-compatible file with fixed zip timestamps, so same arrays -> same bytes."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def timing_path(out: str | os.PathLike) -> Path:
+    """Side file with wall-clock timings of a run (``T300_s0.npz`` -> ``T300_s0.timing.json``);
+    kept out of the ``.npz`` so that the data file depends only on config and platform."""
+    out = Path(out)
+    return out.with_name(out.stem + ".timing.json")
 
 
 def write_topology_pdb(directory: str | os.PathLike, system: AlanineDipeptide | None = None) -> Path:
@@ -272,6 +285,12 @@ def run_md(config: MDConfig, out: str | os.PathLike, *, progress: bool = True) -
         write_topology_pdb(out.parent, system)
 
     old = _read(out) if out.exists() else None
+    timings = []
+    if old is not None and timing_path(out).exists():
+        try:
+            timings = json.loads(timing_path(out).read_text())
+        except ValueError:
+            timings = []
     resumes, segments = [], []
     if old is not None:
         stored = old["metadata"]["config"]
@@ -343,9 +362,9 @@ def run_md(config: MDConfig, out: str | os.PathLike, *, progress: bool = True) -
             n_done += n_chunk
             xs.append(cx), es.append(ce), kes.append(cke), ts.append(ct)
             ns = n_chunk * config.frame_interval_ps * 1e-3
-            segments.append({"frames": n_chunk, "wall_s": round(wall, 3),
-                             "ns_per_day": round(ns / wall * 86400, 1),
-                             "platform": config.platform})  # fmt: skip
+            segments.append({"frames": n_chunk, "platform": config.platform})
+            timings.append({"frames": n_chunk, "wall_s": round(wall, 3), "platform": config.platform,
+                            "ns_per_day": round(ns / wall * 86400, 1)})  # fmt: skip
             state = context.getState(getPositions=True, getVelocities=True)
             meta = {**meta_base, "n_frames_stored": n_done, "resumes": resumes,
                     "segments": segments}  # fmt: skip
@@ -358,6 +377,7 @@ def run_md(config: MDConfig, out: str | os.PathLike, *, progress: bool = True) -
                 "checkpoint": np.frombuffer(context.createCheckpoint(), dtype=np.uint8),
                 "state_xml": np.array(openmm.XmlSerializer.serialize(state)),
             })  # fmt: skip
+            atomic_write_bytes(timing_path(out), json.dumps(timings, indent=1).encode())
             xs, es, kes, ts = [np.concatenate(xs)], [np.concatenate(es)], [np.concatenate(kes)], [np.concatenate(ts)]  # fmt: skip
     finally:
         bar.close()

@@ -49,6 +49,19 @@ def runs(temps, seeds):
                 yield T, label, model or f"models/lj13-egnn-T{T:g}", noise, correct, seed
 
 
+def finished(model: Path) -> bool:
+    """The model folder's checkpoint exists and its training run reached its last step."""
+    from fkc.annealing import resolve_checkpoint
+    from fkc.checkpoint import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(resolve_checkpoint(model))
+    except ValueError:
+        return False
+    planned = (ckpt.train_config or {}).get("train", {}).get("n_steps")
+    return planned is None or ckpt.step >= planned
+
+
 def run_name(T, label, seed):
     slug = label.replace(", ", "_").replace(" ", "-")
     return f"T{T:g}_{slug}_seed{seed}.npz"
@@ -76,8 +89,8 @@ def main(argv=None):
             path = out / run_name(T, label, seed)
             if j % k != i or path.exists():
                 continue
-            if not (ROOT / model).exists():
-                print(f"skip {path.name}: {model} does not exist")
+            if not finished(ROOT / model):
+                print(f"skip {path.name}: {model} is missing or still training")
                 continue
             print(f"run {path.name}", flush=True)
             anneal_to_file(path, model=ROOT / model, temperature=T, n_particles=args.particles,

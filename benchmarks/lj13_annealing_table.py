@@ -75,6 +75,8 @@ def main(argv=None):
     p.add_argument("--particles", type=int, default=1000)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
+    p.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), metavar="ROW",
+                   help=f"only these rows (default: all of {list(ROWS)})")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -87,7 +89,7 @@ def main(argv=None):
         for j, (T, label, model, noise, correct, seed) in enumerate(runs(args.temperatures,
                                                                          args.seeds)):
             path = out / run_name(T, label, seed)
-            if j % k != i or path.exists():
+            if j % k != i or path.exists() or (args.rows and label not in args.rows):
                 continue
             if not finished(ROOT / model):
                 print(f"skip {path.name}: {model} is missing or still training")
@@ -111,7 +113,7 @@ def report(out: Path, temps, seeds) -> str:
     lines = ["| T | sampler | distance W2 | energy W1 | energy W2 | min ESS / n | resamplings "
              "| wall s | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for T in temps:
-        ref = load_reference(ROOT / f"datasets/lj13/T{T:g}.npz")
+        ref = load_reference(ROOT / f"datasets/lj13/T{T:.1f}.npz")
         system = ref.system()
         for label in ROWS:
             vals = []

@@ -78,6 +78,9 @@ def main(argv=None):
     p.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), metavar="ROW",
                    help=f"only these rows (default: all of {list(ROWS)})")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
+    p.add_argument("--readme", default=None,
+                   help="with --report: also write the table between the <!-- lj13-table --> "
+                        "markers of this file")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +102,18 @@ def main(argv=None):
                            n_steps=args.steps, seed=seed, noise=noise, correct=correct,
                            progress=False)
         return 0
-    print(report(out, args.temperatures, args.seeds))
+    table = report(out, args.temperatures, args.seeds)
+    print(table)
+    if args.readme:
+        path = Path(args.readme)
+        text = path.read_text()
+        a, b = "<!-- lj13-table -->", "<!-- /lj13-table -->"
+        if a not in text or b not in text:
+            raise ValueError(f"{path} has no {a} ... {b} markers")
+        head, rest = text.split(a, 1)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(head + a + "\n" + table + "\n" + b + rest.split(b, 1)[1])
+        tmp.replace(path)
     return 0
 
 

@@ -148,10 +148,11 @@ def report(out: Path, temps, seeds) -> str:
             if not vals:
                 continue
 
-            def ms(key, fmt):
+            def ms(key, fmt, vals=vals):
                 a = np.array([v[key] for v in vals], dtype=float)
-                sd = a.std(ddof=1) if len(a) > 1 else float("nan")
-                return f"{a.mean():{fmt}} ± {sd:{fmt}}"
+                if len(a) == 1:
+                    return f"{a[0]:{fmt}}"
+                return f"{a.mean():{fmt}} ± {a.std(ddof=1):{fmt}}"
 
             fkc = vals[0]["correct"]
             ess = ms("min_ess", ".2f") if fkc else "–"

@@ -1,6 +1,7 @@
 """The FKC diffusion sampler: one Feynman-Kac model run by the generic SMC engine.
 
-Time grid ``1 = t_0 > t_1 > ... > t_K = t_min`` (uniform), steps ``dtau_k = t_k - t_{k+1}``.
+Time grid ``1 = t_0 > t_1 > ... > t_K = t_min`` (uniform, or EDM-style: see :func:`time_grid`),
+steps ``dtau_k = t_k - t_{k+1}``.
 Euler-Maruyama in reverse time (formulas in :mod:`fkc.compose.corrector`):
 
     x_{k+1} = x_k + [-f(x_k, t_k) + (1 + a)/2 g^2(t_k) S(x_k, t_k)] dtau_k + sqrt(a g^2 dtau_k) z,
@@ -202,7 +203,7 @@ def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=
     if not rho > 0:
         raise ValueError(f"rho must be > 0, got {rho}")
     lo = max(t_min, 1e-6)
-    dense = torch.cat([torch.logspace(math.log10(lo), 0.0, 20001, dtype=torch.float64)])
+    dense = torch.logspace(math.log10(lo), 0.0, 20001, dtype=torch.float64)
     lam = (process.sigma(dense) / process.alpha(dense)).to(torch.float64)
     if not bool((lam[1:] > lam[:-1]).all()):
         raise ValueError("the process's sigma/alpha is not increasing in t; use kind='uniform'")
@@ -214,8 +215,6 @@ def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=
     u0, u1 = dense[idx - 1].log(), dense[idx].log()
     t = torch.exp(u0 + (r - l0) / (l1 - l0) * (u1 - u0))
     t[0], t[-1] = 1.0, t_min
-    if t_min == 0.0:
-        t[-1] = 0.0
     return t
 
 

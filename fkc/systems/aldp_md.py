@@ -8,6 +8,8 @@ Commands:
 * ``run --temperature 300 --ns 10 --out FILE.npz [--save-every-ps 1 --seed 0 ...]``: one run
   (:func:`fkc.systems.run_md`); rerun with a larger ``--ns`` to extend it.
 * ``check FILE.npz ... [--json PATH] [--markdown PATH]``: convergence report.
+* ``training-set FILE.npz ... --out TRAIN.npz [--stride 1 --max-frames N]``: score-model training
+  file (angstrom + molecular graph, :func:`fkc.systems.aldp_training_set`).
 * ``checksums DIR [--verify]``: write (or verify) ``DIR/SHA256SUMS``.
 * ``speed --temperature 300 [--platform Reference] [--steps 20000]``: measured ns/day.
 
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fkc.systems._aldp import MOLAR_GAS_CONSTANT, AlanineDipeptide
+from fkc.systems._aldp_data import aldp_training_set
 from fkc.systems._md import (
     MDConfig,
     benchmark_md,
@@ -303,6 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("dir")
     s.add_argument("--verify", action="store_true")
 
+    ts = sub.add_parser("training-set", help="MD frames + molecular graph for score-model training")
+    ts.add_argument("files", nargs="+", help="MD .npz files of one temperature")
+    ts.add_argument("--out", required=True)
+    ts.add_argument("--stride", type=int, default=1)
+    ts.add_argument("--max-frames", type=int, default=None, help="per file, after striding")
+
     b = sub.add_parser("speed", help="measure ns/day")
     _add_config_args(b)
     b.add_argument("--steps", type=int, default=20_000)
@@ -330,6 +339,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                           threads=args.threads, chunk_frames=args.chunk_frames)  # fmt: skip
         d = run_md(config, args.out, progress=not args.no_progress)
         print(f"{args.out}: {d.n_frames} frames, {d.length_ns:g} ns at {d.temperature:g} K")
+    elif args.command == "training-set":
+        out = aldp_training_set(args.files, args.out, stride=args.stride,
+                                max_frames=args.max_frames)  # fmt: skip
+        with np.load(out) as f:
+            print(f"{out}: {f['x'].shape[0]} frames at {float(f['temperature']):g} K (angstrom)")
     elif args.command == "check":
         report = convergence_report(args.files)
         text = report_markdown(report)

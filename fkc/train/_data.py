@@ -75,6 +75,32 @@ class GraphBatch:
         return GraphBatch(**kw)
 
 
+_GRAPH_KEYS = ("atom_types", "edge_index", "bond_types", "atom_features")
+
+
+def _graph_from_arrays(path: Path, arrays: dict[str, np.ndarray], n_atoms: int) -> MolecularGraph:
+    """The :class:`MolecularGraph` stored in a point-cloud file (validated, errors name the file)."""
+    if "atom_types" not in arrays:
+        raise ValueError(f"{path}: graph arrays {sorted(arrays)} given without 'atom_types'")
+    at = arrays["atom_types"]
+    if at.ndim != 1 or at.shape[0] != n_atoms or not np.issubdtype(at.dtype, np.integer):
+        raise ValueError(
+            f"{path}: atom_types must be integers of shape ({n_atoms},), got {at.dtype} "
+            f"{tuple(at.shape)}"
+        )
+
+    def t(k, dtype):
+        return None if k not in arrays else torch.as_tensor(arrays[k]).to(dtype)
+
+    try:
+        return MolecularGraph(
+            t("atom_types", torch.long), t("edge_index", torch.long), t("bond_types", torch.long),
+            t("atom_features", torch.float64),
+        )
+    except ValueError as e:
+        raise ValueError(f"{path}: invalid stored graph: {e}") from e
+
+
 def _center(x: np.ndarray | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     return (x64 - x64.mean(dim=-2, keepdim=True)).to(dtype)
@@ -142,7 +168,12 @@ class PointCloudDataset:
         dtype: torch.dtype = torch.float32,
     ) -> PointCloudDataset:
         """Load ``key`` ``(n, n_atoms, 3)`` (and ``condition_key``) from an ``.npz``. A scalar
-        ``temperature`` array, if present, is recorded in :attr:`metadata`."""
+        ``temperature`` array, if present, is recorded in :attr:`metadata`.
+
+        The molecule's graph is read from the file when it holds ``atom_types (n_atoms,)`` and
+        optionally ``edge_index (2, n_bonds)`` + ``bond_types (n_bonds,)`` and ``atom_features
+        (n_atoms, f)`` (as written by :func:`fkc.systems.aldp_training_set`); ``atom_types`` given
+        here as well must then be equal to the file's."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"data file {path} does not exist")
@@ -160,8 +191,16 @@ class PointCloudDataset:
             meta: dict = {"file": str(path), "n_samples": int(x.shape[0])}
             if "temperature" in f.files and f["temperature"].size == 1:
                 meta["temperature"] = float(f["temperature"])
+            stored = {k: f[k] for k in _GRAPH_KEYS if k in f.files}
         graph = None
-        if atom_types is not None:
+        if stored:
+            graph = _graph_from_arrays(path, stored, x.shape[1])
+            if atom_types is not None and list(atom_types) != graph.atom_types.tolist():
+                raise ValueError(
+                    f"atom_types {list(atom_types)} differ from the atom_types stored in {path} "
+                    f"({graph.atom_types.tolist()}); give them in one place"
+                )
+        elif atom_types is not None:
             if len(atom_types) != x.shape[1]:
                 raise ValueError(
                     f"atom_types has {len(atom_types)} entries but {path} has "

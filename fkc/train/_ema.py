@@ -38,8 +38,11 @@ class EMA:
         d = self.decay_at(step)
         for pe, p in zip(self.module.parameters(), model.parameters(), strict=True):
             pe.lerp_(p.detach(), 1.0 - d)
-        for be, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            be.copy_(b)
+        # by name: a deep copy of e3nn's fx-compiled tensor products can hold extra constant
+        # buffers (``_tensor_constant*``), so the two buffer lists need not align position-wise
+        ema_buffers = dict(self.module.named_buffers())
+        for name, b in model.named_buffers():
+            ema_buffers[name].copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()

@@ -1,0 +1,125 @@
+"""Alanine-dipeptide training files (angstrom + molecular graph), graph arrays in point-cloud files,
+and training a chiral tensor-product network on them (EMA with e3nn's compiled modules)."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openmm")
+if importlib.util.find_spec("openmmtools") is None:
+    pytest.skip("openmmtools is not installed", allow_module_level=True)
+
+from fkc.models import TensorProductNet  # noqa: E402
+from fkc.models._tensor_product import TensorProductConfig  # noqa: E402
+from fkc.systems import (  # noqa: E402
+    AlanineDipeptide,
+    MDConfig,
+    aldp_graph_arrays,
+    aldp_training_set,
+    run_md,
+    to_nm,
+)
+from fkc.systems._aldp_data import BOND_PAIRS, ELEMENTS  # noqa: E402
+from fkc.systems.aldp_md import main  # noqa: E402
+from fkc.train import EMA, PointCloudDataset  # noqa: E402
+
+TINY = MDConfig(temperature=800.0, n_frames=10, save_interval=50, equilibration_steps=100,
+                chunk_frames=5, seed=7)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def md_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("md") / "T800_s7.npz"
+    run_md(TINY, path, progress=False)
+    return path
+
+
+def test_graph_arrays_describe_alanine_dipeptide():
+    system = AlanineDipeptide()
+    g = aldp_graph_arrays(system)
+    el = system.elements
+    assert [ELEMENTS[t] for t in g["atom_types"]] == list(el)
+    assert g["edge_index"].shape == (2, 21) and g["bond_types"].shape == (21,)
+    for (i, j), bt in zip(g["edge_index"].T, g["bond_types"]):
+        assert set(BOND_PAIRS[bt]) == {el[i], el[j]}
+    # hydrogens have one neighbour, carbons four or three (carbonyl), the amide N three
+    degree = g["atom_features"].argmax(1) + 1
+    assert (degree[np.array(el) == "H"] == 1).all()
+    assert sorted(set(degree[np.array(el) == "C"].tolist())) == [3, 4]
+    assert (degree[np.array(el) == "N"] == 3).all() and (degree[np.array(el) == "O"] == 1).all()
+    np.testing.assert_array_equal(g["atom_features"].sum(1), 1.0)
+
+
+def test_training_set_units_graph_and_loader(tmp_path, md_file):
+    out = aldp_training_set([md_file, md_file], tmp_path / "train.npz", stride=2, max_frames=4)
+    with np.load(out) as f:
+        x, meta = f["x"], json.loads(str(f["metadata"]))
+        assert str(f["length_unit"]) == "angstrom" and float(f["temperature"]) == 800.0
+        assert f["energy"].shape == (8,)
+    assert x.shape == (8, 22, 3) and x.dtype == np.float32
+    from fkc.systems import load_md
+
+    d = load_md(md_file)
+    np.testing.assert_allclose(to_nm(x[:4]), d.x[::2][:4], rtol=1e-6)  # angstrom -> nm
+    assert meta["stride"] == 2 and [s["frames"] for s in meta["sources"]] == [4, 4]
+    assert len(meta["sources"][0]["sha256"]) == 64
+
+    ds = PointCloudDataset.from_npz(out)
+    g = aldp_graph_arrays()
+    assert ds.graph.atom_types.tolist() == g["atom_types"].tolist()
+    assert ds.graph.edge_index.tolist() == g["edge_index"].tolist()
+    assert ds.graph.atom_features.shape == (22, 4)
+    assert ds.metadata["temperature"] == 800.0
+    b = ds.batch(torch.tensor([0, 3]))
+    assert b.edge_index.shape == (2, 42) and b.atom_features.shape == (44, 4)
+    # config atom types must agree with the stored ones
+    with pytest.raises(ValueError, match="differ from the atom_types stored"):
+        PointCloudDataset.from_npz(out, atom_types=[0] * 22)
+    assert PointCloudDataset.from_npz(out, atom_types=g["atom_types"].tolist()).n_atoms == 22
+
+
+def test_stored_graph_errors(tmp_path):
+    x = np.zeros((3, 4, 3), dtype=np.float32) + np.arange(4.0)[:, None]
+    np.savez(tmp_path / "a.npz", x=x, edge_index=np.array([[0], [1]]), bond_types=np.array([0]))
+    with pytest.raises(ValueError, match="without 'atom_types'"):
+        PointCloudDataset.from_npz(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", x=x, atom_types=np.zeros(5, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"atom_types must be integers of shape \(4,\)"):
+        PointCloudDataset.from_npz(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", x=x, atom_types=np.zeros(4, dtype=np.int64),
+             edge_index=np.array([[0], [9]]), bond_types=np.array([0]))  # fmt: skip
+    with pytest.raises(ValueError, match="c.npz: invalid stored graph"):
+        PointCloudDataset.from_npz(tmp_path / "c.npz")
+
+
+def test_training_set_errors_and_cli(tmp_path, md_file, capsys):
+    with pytest.raises(ValueError, match="at least one MD file"):
+        aldp_training_set([], tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="stride must be an int >= 1, got 0"):
+        aldp_training_set([md_file], tmp_path / "x.npz", stride=0)
+    other = tmp_path / "T300.npz"
+    run_md(MDConfig(temperature=300.0, n_frames=2, save_interval=50, equilibration_steps=10,
+                    seed=1), other, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="different temperatures"):
+        aldp_training_set([md_file, other], tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
+    assert main(["training-set", str(md_file), "--out", str(tmp_path / "t.npz")]) == 0
+    assert "10 frames at 800 K (angstrom)" in capsys.readouterr().out
+
+
+def test_ema_of_a_chiral_tensor_product_network():
+    """e3nn's fx-compiled tensor products gain constant buffers when deep-copied; the EMA must
+    still update (by buffer name) and track the parameters."""
+    cfg = TensorProductConfig(chiral=True, n_atom_types=4, atom_feature_dim=4, n_bond_types=10)
+    net = TensorProductNet(cfg).train()  # default sizes (lmax 2): the copy has 4 more buffers
+    ema = EMA(net, decay=0.5, warmup=False)
+    assert len(list(ema.module.buffers())) > len(list(net.buffers()))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    ema.update(net, 1)
+    for (name, pe), p in zip(ema.module.named_parameters(), net.parameters()):
+        torch.testing.assert_close(pe, p - 0.5, msg=name)

@@ -69,7 +69,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
             "resample_window": list(resample_window), "grid": grid, "t_min": t_min,
             "weight_window": list(weight_window), "denoise": denoise,
             "score_evaluations": n_eval,
-            "wall_time_s": wall, "system": expert.metadata.get("system")}
+            "wall_time_s": wall, "system": expert.metadata.get("system"),
+            "length_unit": expert.metadata.get("length_unit")}
     return SampleFile(
         x=res.samples.detach().cpu().numpy(),
         log_weights=res.log_weights.cpu().numpy(),

@@ -26,12 +26,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_md_file(path: str) -> bool:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "topology_pdb" in f.files
+    except (OSError, ValueError):
+        return False
+
+
+def _evaluate_aldp(args: argparse.Namespace, samples) -> int:
+    """Alanine-dipeptide samples against MD (``fkc.metrics.evaluate_aldp``) + Ramachandran plot."""
+    import numpy as np
+
+    from .metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot
+    from .systems import AlanineDipeptide, load_md, samples_in_nm
+
+    ref = load_md(args.reference)
+    system = AlanineDipeptide()
+    x = samples_in_nm(samples.x, samples.metadata)
+    metrics = evaluate_aldp(x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise")
+    print(f"samples:   {args.samples} ({metrics['n_samples']} used, {metrics['n_dropped']} dropped)")
+    print(f"reference: {args.reference} ({metrics['n_reference']} frames, T = {ref.temperature:g} K)")
+    for key, v in metrics.items():
+        if not key.startswith("n_"):
+            print(f"{key:<28}{v:>12.4f}")
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.samples).with_suffix("")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ok = np.isfinite(x).all(axis=(1, 2))
+    png = out_dir / "ramachandran.png"
+    ramachandran_free_energy_plot({"samples": phi_psi(x[ok], system),
+                                   f"MD {ref.temperature:g} K": phi_psi(ref.x, system)},
+                                  title=Path(args.samples).name, path=png)  # fmt: skip
+    print(f"wrote {png}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .io import load_samples
     from .metrics import evaluate_samples, plot_histograms
     from .systems.reference import load_reference
 
     samples = load_samples(args.samples)
+    if _is_md_file(args.reference):
+        return _evaluate_aldp(args, samples)
     ref = load_reference(args.reference)
     system = ref.system()
     metrics = evaluate_samples(samples.x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise")
@@ -72,6 +114,16 @@ def _anneal(args: argparse.Namespace) -> int:
                           t_min=args.t_min, weight_window=tuple(args.weight_window),
                           denoise=not args.no_denoise, device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
+    if args.trajectory:
+        from .io import load_samples
+        from .systems import samples_in_nm, save_trajectory
+
+        samples = load_samples(path)
+        if samples.metadata.get("system") != "aldp":
+            raise ValueError(f"--trajectory needs an alanine-dipeptide model (metadata system "
+                             f"'aldp'), got system {samples.metadata.get('system')!r}")  # fmt: skip
+        for p in save_trajectory(samples_in_nm(samples.x, samples.metadata), args.trajectory):
+            print(f"wrote {p}")
     return 0
 
 
@@ -125,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "denoising step")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
+    a.add_argument("--trajectory", default=None,
+                   help="also write the samples as a trajectory (.dcd/.pdb/.xtc/.h5, with a .pdb "
+                        "topology beside .dcd/.xtc); alanine-dipeptide models")
     a.add_argument("--no-progress", action="store_true", help="hide progress bars")
     a.set_defaults(func=_anneal)
 
@@ -136,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="metrics of a sample file against reference samples")
     e.add_argument("samples", help="npz with x (n, n_atoms, 3), e.g. from `fkc anneal`")
-    e.add_argument("--reference", required=True, help="reference npz, e.g. datasets/lj13/T1.5.npz")
+    e.add_argument("--reference", required=True,
+                   help="reference npz, e.g. datasets/lj13/T1.5.npz, or an alanine-dipeptide MD "
+                        "file (datasets/aldp/T300_s0.npz): then the dihedral metrics")
     e.add_argument("--out-dir", default=None, help="where to write histogram PNGs "
                    "(default: next to the samples)")
     e.add_argument("--json", default=None, help="also write the metrics as JSON here")

@@ -123,3 +123,11 @@ def test_ema_of_a_chiral_tensor_product_network():
     ema.update(net, 1)
     for (name, pe), p in zip(ema.module.named_parameters(), net.parameters()):
         torch.testing.assert_close(pe, p - 0.5, msg=name)
+    # checkpoints hold the network's own keys only, and load back
+    assert list(ema.state_dict()) == list(net.state_dict())
+    fresh = EMA(TensorProductNet(cfg), decay=0.5)
+    fresh.load_state_dict(ema.state_dict())
+    for pe, p in zip(fresh.module.parameters(), ema.module.parameters()):
+        torch.testing.assert_close(pe, p)
+    with pytest.raises(KeyError, match="missing"):
+        fresh.load_state_dict({k: v for k, v in ema.state_dict().items() if "output" not in k})

@@ -8,14 +8,21 @@ Public API:
     reference (module): generate_reference, load_reference (``python -m fkc.systems.reference``)
     AlanineDipeptide (OpenMM energies/forces; needs ``pip install -e '.[md]'``), MOLAR_GAS_CONSTANT
     MDConfig, MDData, run_md, load_md, benchmark_md, write_sha256sums, write_topology_pdb
-    aldp_training_set, aldp_graph_arrays, to_nm (angstrom training files with the molecular graph)
+    aldp_training_set, aldp_graph_arrays, to_nm, samples_in_nm, save_trajectory (angstrom training
+    files with the molecular graph; samples back to nm and to DCD/PDB)
     aldp_md (module): the alanine-dipeptide MD data recipe (``python -m fkc.systems.aldp_md``)
     testing (module): helpers to check energies/forces of your own systems
 """
 
 from fkc.systems import diagnostics
 from fkc.systems._aldp import MOLAR_GAS_CONSTANT, AlanineDipeptide
-from fkc.systems._aldp_data import aldp_graph_arrays, aldp_training_set, to_nm
+from fkc.systems._aldp_data import (
+    aldp_graph_arrays,
+    aldp_training_set,
+    samples_in_nm,
+    save_trajectory,
+    to_nm,
+)
 from fkc.systems._base import PAIR_CONVENTIONS, System, pair_factor
 from fkc.systems._double_well import DoubleWell
 from fkc.systems._geometry import interatomic_distances, pair_indices
@@ -57,6 +64,8 @@ __all__ = [
     "pair_indices",
     "parallel_tempering",
     "run_md",
+    "samples_in_nm",
+    "save_trajectory",
     "to_nm",
     "write_sha256sums",
     "write_topology_pdb",

@@ -13,7 +13,8 @@ A training file (``.npz``, no pickles, read by :meth:`fkc.train.PointCloudDatase
 * ``energy (n,)`` kJ/mol, ``temperature`` (K), ``length_unit`` ("angstrom") and ``metadata``
   (JSON: source files with their SHA-256, frames taken, stride).
 
-Sampled positions (angstrom) go back to the OpenMM system in nm via :func:`to_nm`.
+Sampled positions (angstrom) go back to the OpenMM system in nm via :func:`to_nm` /
+:func:`samples_in_nm`; :func:`save_trajectory` writes them as DCD/PDB/XTC/HDF5 through mdtraj.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import numpy as np
 
 from fkc.systems._aldp import AlanineDipeptide
 
-__all__ = ["ANGSTROM_PER_NM", "BOND_PAIRS", "ELEMENTS", "aldp_graph_arrays",
-           "aldp_training_set", "to_nm"]  # fmt: skip
+__all__ = ["ANGSTROM_PER_NM", "BOND_PAIRS", "ELEMENTS", "TRAJECTORY_FORMATS",
+           "aldp_graph_arrays", "aldp_training_set", "samples_in_nm", "save_trajectory",
+           "to_nm"]  # fmt: skip
 
 ANGSTROM_PER_NM = 10.0
 ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O")
@@ -122,3 +124,51 @@ def aldp_training_set(
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_savez(out, arrays)
     return out
+
+
+TRAJECTORY_FORMATS = (".dcd", ".pdb", ".xtc", ".h5")
+
+
+def samples_in_nm(x, metadata: dict) -> np.ndarray:
+    """Sampled alanine-dipeptide positions ``(n, 22, 3)`` in nm, from a model whose metadata
+    records ``length_unit`` (``"angstrom"`` or ``"nm"``; a missing unit raises)."""
+    unit = metadata.get("length_unit")
+    x = np.asarray(x, dtype=np.float64)
+    if unit == "angstrom":
+        return to_nm(x)
+    if unit == "nm":
+        return x
+    raise ValueError(f"length_unit must be 'angstrom' or 'nm' for alanine-dipeptide samples, "
+                     f"got {unit!r}")  # fmt: skip
+
+
+def save_trajectory(x_nm, path: str | os.PathLike, system: AlanineDipeptide | None = None) -> list[Path]:  # fmt: skip
+    """Write positions ``(n, 22, 3)`` nm as a trajectory mdtraj and MD tools read.
+
+    The format follows the suffix (:data:`TRAJECTORY_FORMATS`); ``.dcd``/``.xtc`` also get the
+    topology as ``<stem>.pdb`` beside them (first frame). Writes go to a temporary file that is
+    renamed, so an interrupted run leaves no half-written file. Returns the written paths.
+    """
+    import tempfile
+
+    path = Path(path)
+    if path.suffix not in TRAJECTORY_FORMATS:
+        raise ValueError(f"trajectory format {path.suffix!r} of {path} is not one of "
+                         f"{TRAJECTORY_FORMATS}")  # fmt: skip
+    system = system or AlanineDipeptide()
+    traj = system.to_mdtraj(x_nm)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    todo = [(traj, path)]
+    if path.suffix in (".dcd", ".xtc"):
+        todo.append((traj[0], path.with_suffix(".pdb")))
+    for t, p in todo:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
+        os.close(fd)
+        os.unlink(tmp)  # mdtraj refuses to overwrite
+        try:
+            t.save(tmp)
+            os.replace(tmp, p)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return [p for _, p in todo]

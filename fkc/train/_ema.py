@@ -24,6 +24,9 @@ class EMA:
         self.decay = decay
         self.warmup = warmup
         self.module = copy.deepcopy(model).eval()
+        # the original's state keys: a copy can hold extra constants (see update) that are not
+        # part of the network's weights and must not reach checkpoints
+        self._keys = tuple(model.state_dict().keys())
         for p in self.module.parameters():
             p.requires_grad_(False)
 
@@ -45,7 +48,13 @@ class EMA:
             ema_buffers[name].copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.module.state_dict()
+        """The EMA weights under the original network's state keys."""
+        sd = self.module.state_dict()
+        return {k: sd[k] for k in self._keys}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
+        missing, unexpected = self.module.load_state_dict(state, strict=False)
+        missing = sorted(set(missing) - (set(self.module.state_dict()) - set(self._keys)))
+        if missing or unexpected:
+            raise KeyError(f"EMA state does not match the network: missing {missing}, "
+                           f"unexpected {sorted(unexpected)}")

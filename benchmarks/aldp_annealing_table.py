@@ -1,0 +1,205 @@
+"""Alanine dipeptide 800 K -> 300 K: the README results table and Ramachandran figure (issue 5).
+
+Runs ``fkc anneal`` (:func:`fkc.annealing.anneal_to_file`) for every row and seed, evaluates
+each sample file against the 300 K MD reference (``datasets/aldp/T300_s*.npz``, all runs pooled)
+with :func:`fkc.metrics.evaluate_aldp`, and prints a markdown table of mean +- sd over seeds.
+
+Rows: the 800 K model sampled at 800 K (beta = 1, no annealing), and annealed to 300 K
+(beta = 8/3) with the target-score and tempered-noise SDEs, each with and without FKC; a model
+trained on 300 K MD (``--reference-model``) sampled at its own temperature; and two data rows:
+the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
+sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
+interruption; ``--shard i/k`` splits the runs over k processes:
+
+    python benchmarks/aldp_annealing_table.py --shard 0/2 &
+    python benchmarks/aldp_annealing_table.py --shard 1/2 &
+    wait; python benchmarks/aldp_annealing_table.py --report --readme README.md
+
+Not part of the test suite (each run takes minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "models/aldp-tp-T800"
+TARGET_T = 300.0
+ROWS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct)
+    "800 K model, not annealed": (True, 800.0, "target", False),
+    "target-score, uncorrected": (True, TARGET_T, "target", False),
+    "target-score, FKC": (True, TARGET_T, "target", True),
+    "tempered noise, uncorrected": (True, TARGET_T, "tempered", False),
+    "tempered noise, FKC": (True, TARGET_T, "tempered", True),
+    "model trained at 300 K": (False, TARGET_T, "target", False),
+}
+KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
+        "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
+
+
+def run_name(label: str, seed: int) -> str:
+    slug = label.replace(", ", "_").replace(" ", "-")
+    return f"{slug}_seed{seed}.npz"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/aldp_annealing"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--particles", type=int, default=500)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--model", default=MODEL)
+    p.add_argument("--reference-model", default="models/aldp-tp-T300")
+    p.add_argument("--md", nargs="+", default=None,
+                   help="300 K MD files (default: datasets/aldp/T300_s*.npz)")
+    p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
+    p.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), metavar="ROW")
+    p.add_argument("--report", action="store_true", help="only evaluate and print the table")
+    p.add_argument("--readme", default=None,
+                   help="with --report: write the table between <!-- aldp-table --> markers")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    if not args.report:
+        from fkc.annealing import anneal_to_file
+
+        i, k = (int(v) for v in args.shard.split("/"))
+        jobs = [(label, seed) for seed in args.seeds for label in ROWS]
+        for j, (label, seed) in enumerate(jobs):
+            main_model, temp, noise, correct = ROWS[label]
+            model = ROOT / (args.model if main_model else args.reference_model)
+            path = out / run_name(label, seed)
+            if j % k != i or path.exists() or (args.rows and label not in args.rows):
+                continue
+            if not model.exists():
+                print(f"skip {path.name}: {model} does not exist")
+                continue
+            print(f"run {path.name}", flush=True)
+            anneal_to_file(path, model=model, temperature=temp, n_particles=args.particles,
+                           n_steps=args.steps, seed=seed, noise=noise, correct=correct,
+                           progress=False)  # fmt: skip
+        return 0
+    md = args.md or sorted(str(f) for f in (ROOT / "datasets/aldp").glob("T300_s*.npz"))
+    table = report(out, args.seeds, md)
+    print(table)
+    if args.readme:
+        path = Path(args.readme)
+        text = path.read_text()
+        a, b = "<!-- aldp-table -->", "<!-- /aldp-table -->"
+        if a not in text or b not in text:
+            raise ValueError(f"{path} has no {a} ... {b} markers")
+        head, rest = text.split(a, 1)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(head + a + "\n" + table + "\n" + b + rest.split(b, 1)[1])
+        tmp.replace(path)
+    return 0
+
+
+def _pooled_md(files):
+    from fkc.systems import MDData, load_md
+
+    runs = [load_md(f) for f in files]
+    temps = {r.temperature for r in runs}
+    if len(temps) != 1:
+        raise ValueError(f"MD files at different temperatures: {dict(zip(files, temps))}")
+    first = runs[0]
+    return runs, MDData(x=np.concatenate([r.x for r in runs]),
+                        energy=np.concatenate([r.energy for r in runs]),
+                        kinetic_energy=np.concatenate([r.kinetic_energy for r in runs]),
+                        time_ps=np.concatenate([r.time_ps for r in runs]),
+                        temperature=first.temperature, metadata=first.metadata,
+                        topology_pdb=first.topology_pdb)  # fmt: skip
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def report(out: Path, seeds, md_files) -> str:
+    from fkc.io import load_samples
+    from fkc.metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot
+    from fkc.systems import AlanineDipeptide, load_md, samples_in_nm
+
+    system = AlanineDipeptide()
+    runs, ref = _pooled_md(md_files)
+    cache = out / "metrics.json"
+    metrics = json.loads(cache.read_text()) if cache.exists() else {}
+    head = ("| sampler | torus W2 (rad) | Ramachandran KL | energy W1 | energy W2 | L-chirality "
+            "| bond stretch | beta / alphaR / alphaL | score evals | seeds |")
+    lines = [head, "|---" * 10 + "|"]
+
+    def fmt(vals, key, f):
+        a = np.array([v[key] for v in vals], dtype=float)
+        return f"{a[0]:{f}}" if len(a) == 1 else f"{a.mean():{f}} ± {a.std(ddof=1):{f}}"
+
+    def row(label, vals, evals, n_seeds):
+        pops = " / ".join(fmt(vals, f"pop_{b}", ".2f") for b in ("beta", "alphaR", "alphaL"))
+        lines.append(f"| {label} | {fmt(vals, 'torus_w2', '.3f')} | {fmt(vals, 'rama_kl', '.3f')} "
+                     f"| {fmt(vals, 'energy_w1', '.1f')} | {fmt(vals, 'energy_w2', '.1f')} "
+                     f"| {fmt(vals, 'chirality_L', '.3f')} | {fmt(vals, 'bond_stretch', '.3f')} "
+                     f"| {pops} | {evals} | {n_seeds} |")  # fmt: skip
+        dropped = sum(v.get("n_dropped", 0) for v in vals)
+        if dropped:
+            lines[-1] += f" ({dropped} non-finite samples dropped)"
+
+    panels = {f"MD {ref.temperature:g} K": phi_psi(ref.x, system)}
+    n_sub = 500
+    rng = np.random.default_rng(0)
+    # data rows: the metrics' noise floor (one 300 K run against the others) and the 800 K data
+    if len(runs) > 1:
+        key = f"md300_{Path(md_files[0]).name}_vs_rest_n{n_sub}"
+        if key not in metrics:
+            _, rest = _pooled_md(md_files[1:])
+            idx = rng.choice(len(runs[0].x), size=min(n_sub, len(runs[0].x)), replace=False)
+            metrics[key] = evaluate_aldp(runs[0].x[idx], rest, system)
+        row(f"MD 300 K, {n_sub} frames of one run vs the other", [metrics[key]], "–", 1)
+    hot = ROOT / "datasets/aldp/T800_s3.npz"
+    if hot.exists():
+        d800 = load_md(hot)
+        key = f"md800_{hot.name}_n{n_sub}"
+        if key not in metrics:
+            idx = rng.choice(len(d800.x), size=n_sub, replace=False)
+            metrics[key] = evaluate_aldp(d800.x[idx], ref, system)
+        row(f"MD 800 K (training temperature), {n_sub} frames", [metrics[key]], "–", 1)
+        panels["MD 800 K"] = phi_psi(d800.x[:: max(1, len(d800.x) // 5000)], system)
+    for label in ROWS:
+        vals, evals, first = [], [], None
+        for seed in seeds:
+            path = out / run_name(label, seed)
+            if not path.exists():
+                continue
+            s = load_samples(path)
+            first = first or s
+            if path.name not in metrics:
+                m = evaluate_aldp(samples_in_nm(s.x, s.metadata), ref, system, nonfinite="drop")
+                m.update(score_evaluations=int(s.metadata["score_evaluations"]),
+                         wall=float(s.metadata["wall_time_s"]))
+                metrics[path.name] = m
+            vals.append(metrics[path.name])
+            evals.append(metrics[path.name]["score_evaluations"])
+        if vals:
+            row(label, vals, f"{int(np.mean(evals)):,}", len(vals))
+            if label in ("target-score, uncorrected", "target-score, FKC"):
+                x = samples_in_nm(first.x, first.metadata)
+                panels[label] = phi_psi(x[np.isfinite(x).all(axis=(1, 2))], system)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    tmp.replace(cache)
+    fig_path = out / "ramachandran.png"
+    ramachandran_free_energy_plot(panels, path=fig_path,
+                                  title="Alanine dipeptide: MD vs samples (first seed)")
+    return "\n".join(lines) + f"\n\nReference: {ref.x.shape[0]} frames of 300 K MD " \
+        f"({', '.join(Path(f).name for f in md_files)}); figure: {_rel(fig_path)}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -131,3 +131,22 @@ def test_ema_of_a_chiral_tensor_product_network():
         torch.testing.assert_close(pe, p)
     with pytest.raises(KeyError, match="missing"):
         fresh.load_state_dict({k: v for k, v in ema.state_dict().items() if "output" not in k})
+
+
+def test_subsample_md_is_loadable_and_not_resumable(tmp_path, md_file, capsys):
+    from fkc.systems import load_md, subsample_md
+
+    d = subsample_md([md_file, md_file], tmp_path / "sub.npz", every=3)
+    full = load_md(md_file)
+    assert d.n_frames == 8 and d.temperature == 800.0  # 4 + 4 frames of 10
+    np.testing.assert_array_equal(d.x[:4], full.x[::3])
+    np.testing.assert_array_equal(d.energy[4:], full.energy[::3])
+    src = d.metadata["subsample"]["sources"]
+    assert d.metadata["subsample"]["every"] == 3 and len(src) == 2 and len(src[0]["sha256"]) == 64
+    assert d.to_mdtraj().n_frames == 8
+    with pytest.raises(ValueError, match="is a subsample"):
+        run_md(TINY, tmp_path / "sub.npz", progress=False)
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        subsample_md([md_file], tmp_path / "x.npz", every=0)
+    assert main(["subsample", str(md_file), "--every", "5", "--out", str(tmp_path / "s.npz")]) == 0
+    assert "2 frames at 800 K" in capsys.readouterr().out

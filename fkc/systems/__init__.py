@@ -7,7 +7,7 @@ Public API:
     diagnostics (module): integrated_autocorr_time, effective_sample_size, gelman_rubin, ...
     reference (module): generate_reference, load_reference (``python -m fkc.systems.reference``)
     AlanineDipeptide (OpenMM energies/forces; needs ``pip install -e '.[md]'``), MOLAR_GAS_CONSTANT
-    MDConfig, MDData, run_md, load_md, benchmark_md, write_sha256sums, write_topology_pdb
+    MDConfig, MDData, run_md, load_md, subsample_md, benchmark_md, write_sha256sums, write_topology_pdb
     aldp_training_set, aldp_graph_arrays, to_nm, samples_in_nm, save_trajectory (angstrom training
     files with the molecular graph; samples back to nm and to DCD/PDB)
     aldp_md (module): the alanine-dipeptide MD data recipe (``python -m fkc.systems.aldp_md``)
@@ -34,6 +34,7 @@ from fkc.systems._md import (
     benchmark_md,
     load_md,
     run_md,
+    subsample_md,
     write_sha256sums,
     write_topology_pdb,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "run_md",
     "samples_in_nm",
     "save_trajectory",
+    "subsample_md",
     "to_nm",
     "write_sha256sums",
     "write_topology_pdb",

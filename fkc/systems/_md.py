@@ -209,6 +209,36 @@ def load_md(path: str | os.PathLike) -> MDData:
                   metadata=d["metadata"], topology_pdb=str(d["topology_pdb"]))  # fmt: skip
 
 
+def subsample_md(paths, out: str | os.PathLike, every: int) -> MDData:
+    """Every ``every``-th frame of each MD file (one temperature) pooled into one small file in
+    the same format (for shipping); loadable with :func:`load_md`, not resumable (no checkpoint;
+    ``metadata["subsample"]`` names the sources, their SHA-256 and ``every``). Atomic write."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("subsample_md needs at least one MD file")
+    if not (isinstance(every, int) and every >= 1):
+        raise ValueError(f"every must be an int >= 1, got {every!r}")
+    runs = [load_md(p) for p in paths]
+    temps = {str(p): r.temperature for p, r in zip(paths, runs)}
+    if len(set(temps.values())) != 1:
+        raise ValueError(f"MD files at different temperatures: {temps}")
+    meta = dict(runs[0].metadata)
+    meta["subsample"] = {
+        "every": every,
+        "sources": [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                     "frames": r.n_frames, "seed": r.config.seed} for p, r in zip(paths, runs)],
+    }  # fmt: skip
+    cat = lambda k: np.concatenate([getattr(r, k)[::every] for r in runs])  # noqa: E731
+    _atomic_savez(Path(out), {
+        "x": cat("x"), "energy": cat("energy"), "kinetic_energy": cat("kinetic_energy"),
+        "time_ps": cat("time_ps"), "temperature": np.float64(runs[0].temperature),
+        "metadata": np.array(json.dumps(meta, sort_keys=True)),
+        "topology_pdb": np.array(runs[0].topology_pdb),
+        "checkpoint": np.zeros(0, dtype=np.uint8), "state_xml": np.array(""),
+    })  # fmt: skip
+    return load_md(out)
+
+
 def _atomic_savez(path: Path, arrays: dict) -> None:
     """``np.savez``-compatible file with fixed zip timestamps, so same arrays -> same bytes."""
     buf = io.BytesIO()
@@ -292,6 +322,8 @@ def run_md(config: MDConfig, out: str | os.PathLike, *, progress: bool = True) -
         except ValueError:
             timings = []
     resumes, segments = [], []
+    if old is not None and "subsample" in old["metadata"]:
+        raise ValueError(f"{out} is a subsample (fkc.systems.subsample_md) and cannot be resumed")
     if old is not None:
         stored = old["metadata"]["config"]
         clash = {k: (stored[k], getattr(config, k)) for k in _RESUME_FIELDS

@@ -10,6 +10,7 @@ Commands:
 * ``check FILE.npz ... [--json PATH] [--markdown PATH]``: convergence report.
 * ``training-set FILE.npz ... --out TRAIN.npz [--stride 1 --max-frames N]``: score-model training
   file (angstrom + molecular graph, :func:`fkc.systems.aldp_training_set`).
+* ``subsample FILE.npz ... --every N --out SMALL.npz``: pooled every-N-th frames (shipped files).
 * ``checksums DIR [--verify]``: write (or verify) ``DIR/SHA256SUMS``.
 * ``speed --temperature 300 [--platform Reference] [--steps 20000]``: measured ns/day.
 
@@ -44,6 +45,7 @@ from fkc.systems._md import (
     benchmark_md,
     load_md,
     run_md,
+    subsample_md,
     timing_path,
     write_sha256sums,
     write_topology_pdb,
@@ -312,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ts.add_argument("--stride", type=int, default=1)
     ts.add_argument("--max-frames", type=int, default=None, help="per file, after striding")
 
+    ss = sub.add_parser("subsample", help="every N-th frame of MD files, pooled (shipped data)")
+    ss.add_argument("files", nargs="+")
+    ss.add_argument("--every", type=int, required=True)
+    ss.add_argument("--out", required=True)
+
     b = sub.add_parser("speed", help="measure ns/day")
     _add_config_args(b)
     b.add_argument("--steps", type=int, default=20_000)
@@ -344,6 +351,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                                 max_frames=args.max_frames)  # fmt: skip
         with np.load(out) as f:
             print(f"{out}: {f['x'].shape[0]} frames at {float(f['temperature']):g} K (angstrom)")
+    elif args.command == "subsample":
+        d = subsample_md(args.files, args.out, args.every)
+        print(f"{args.out}: {d.n_frames} frames at {d.temperature:g} K")
     elif args.command == "check":
         report = convergence_report(args.files)
         text = report_markdown(report)

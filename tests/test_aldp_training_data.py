@@ -3,6 +3,7 @@ and training a chiral tensor-product network on them (EMA with e3nn's compiled m
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,44 @@ def test_subsample_md_is_loadable_and_not_resumable(tmp_path, md_file, capsys):
         subsample_md([md_file], tmp_path / "x.npz", every=0)
     assert main(["subsample", str(md_file), "--every", "5", "--out", str(tmp_path / "s.npz")]) == 0
     assert "2 frames at 800 K" in capsys.readouterr().out
+
+
+def test_train_anneal_trajectory_evaluate_workflow(tmp_path, md_file, capsys):
+    """The shipped config trains (tiny settings) on a training file, `fkc anneal --trajectory`
+    writes DCD + PDB in nm, and `fkc evaluate` against MD prints the dihedral metrics."""
+    import mdtraj
+
+    from fkc.cli import main as fkc_main
+    from fkc.io import load_samples
+    from fkc.train import load_config, train
+
+    data = aldp_training_set([md_file], tmp_path / "train.npz")
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs/aldp_tp_T800.yaml"), {
+        "output_dir": str(tmp_path / "model"), "data.train": str(data), "data.valid": None,
+        "model.hidden_scalars": 4, "model.hidden_vectors": 2, "model.n_layers": 2,
+        "train.n_steps": 3, "train.batch_size": 4, "train.log_every": 1,
+        "train.checkpoint_every": 3})  # fmt: skip
+    res = train(cfg, progress=False)
+    assert res.step == 3
+    out = tmp_path / "s.npz"
+    assert fkc_main(["anneal", "--model", str(tmp_path / "model"), "--temperature", "300",
+                     "--particles", "6", "--steps", "4", "--out", str(out), "--trajectory",
+                     str(tmp_path / "s.dcd"), "--no-progress"]) == 0  # fmt: skip
+    s = load_samples(out)
+    assert s.metadata["length_unit"] == "angstrom" and s.metadata["beta"] == pytest.approx(8 / 3)
+    traj = mdtraj.load(str(tmp_path / "s.dcd"), top=str(tmp_path / "s.pdb"))
+    assert traj.n_frames == 6 and traj.n_atoms == 22
+    np.testing.assert_allclose(traj.xyz, to_nm(s.x), atol=1e-5)  # mdtraj stores nm
+    capsys.readouterr()
+    assert fkc_main(["evaluate", str(out), "--reference", str(md_file), "--drop-nonfinite",
+                     "--json", str(tmp_path / "m.json")]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "torus_w2" in text and "rama_kl" in text and "chirality_L" in text
+    assert (tmp_path / "s" / "ramachandran.png").exists()
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["n_reference"] == 10 and m["chirality_L_reference"] == 1.0
+    # a non-molecular model cannot write a trajectory
+    with pytest.raises(ValueError, match="length_unit must be 'angstrom' or 'nm'"):
+        from fkc.systems import samples_in_nm
+
+        samples_in_nm(s.x, {})

@@ -9,10 +9,11 @@ Rows: the 800 K model sampled at 800 K (beta = 1, no annealing), and annealed to
 trained on 300 K MD (``--reference-model``) sampled at its own temperature; and two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
-interruption; ``--shard i/k`` splits the runs over k processes:
+interruption. Several processes can share the job list (each claims a run by creating
+``<run>.claim``; a crashed run leaves its claim file, delete it to retry); ``--shard i/k`` splits
+the runs statically instead:
 
-    python benchmarks/aldp_annealing_table.py --shard 0/2 &
-    python benchmarks/aldp_annealing_table.py --shard 1/2 &
+    python benchmarks/aldp_annealing_table.py & python benchmarks/aldp_annealing_table.py &
     wait; python benchmarks/aldp_annealing_table.py --report --readme README.md
 
 Not part of the test suite (each run takes minutes).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +82,18 @@ def main(argv=None):
             if not model.exists():
                 print(f"skip {path.name}: {model} does not exist")
                 continue
+            claim = path.with_suffix(".claim")
+            try:  # several workers share the job list: the first to create the claim runs it
+                os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
             print(f"run {path.name}", flush=True)
-            anneal_to_file(path, model=model, temperature=temp, n_particles=args.particles,
-                           n_steps=args.steps, seed=seed, noise=noise, correct=correct,
-                           progress=False)  # fmt: skip
+            try:
+                anneal_to_file(path, model=model, temperature=temp, n_particles=args.particles,
+                               n_steps=args.steps, seed=seed, noise=noise, correct=correct,
+                               progress=False)  # fmt: skip
+            finally:
+                claim.unlink()
         return 0
     md = args.md or sorted(str(f) for f in (ROOT / "datasets/aldp").glob("T300_s*.npz"))
     table = report(out, args.seeds, md)

@@ -40,13 +40,16 @@ def _evaluate_aldp(args: argparse.Namespace, samples) -> int:
     """Alanine-dipeptide samples against MD (``fkc.metrics.evaluate_aldp``) + Ramachandran plot."""
     import numpy as np
 
-    from .metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot
+    from .metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot, reflect_to_l
     from .systems import AlanineDipeptide, load_md, samples_in_nm
 
     ref = load_md(args.reference)
     system = AlanineDipeptide()
     x = samples_in_nm(samples.x, samples.metadata)
-    metrics = evaluate_aldp(x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise")
+    metrics = evaluate_aldp(x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise",
+                            fix_chirality=args.fix_chirality)  # fmt: skip
+    if args.fix_chirality:
+        x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
     print(f"samples:   {args.samples} ({metrics['n_samples']} used, {metrics['n_dropped']} dropped)")
     print(f"reference: {args.reference} ({metrics['n_reference']} frames, T = {ref.temperature:g} K)")
     for key, v in metrics.items():
@@ -197,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out-dir", default=None, help="where to write histogram PNGs "
                    "(default: next to the samples)")
     e.add_argument("--json", default=None, help="also write the metrics as JSON here")
+    e.add_argument("--fix-chirality", action="store_true",
+                   help="alanine dipeptide: mirror D samples to L before the metrics "
+                        "(fkc.metrics.reflect_to_l; chirality_L stays the raw fraction)")
     e.add_argument("--drop-nonfinite", action="store_true",
                    help="drop (and count) non-finite samples instead of failing")
     e.set_defaults(func=_evaluate)

@@ -180,7 +180,7 @@ def test_train_anneal_trajectory_evaluate_workflow(tmp_path, md_file, capsys):
     assert traj.n_frames == 6 and traj.n_atoms == 22
     np.testing.assert_allclose(traj.xyz, to_nm(s.x), atol=1e-5)  # mdtraj stores nm
     capsys.readouterr()
-    assert fkc_main(["evaluate", str(out), "--reference", str(md_file), "--drop-nonfinite",
+    assert fkc_main(["evaluate", str(out), "--reference", str(md_file), "--drop-nonfinite", "--fix-chirality",
                      "--json", str(tmp_path / "m.json")]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "torus_w2" in text and "rama_kl" in text and "chirality_L" in text

@@ -170,6 +170,26 @@ def test_chirality_fraction(system, conformations):
     assert chirality_fraction(mixed, system) == 0.75
 
 
+def test_reflect_to_l_and_fix_chirality(system, conformations):
+    from fkc.metrics import evaluate_aldp, phi_psi, reflect_to_l
+
+    mirror = conformations * np.array([-1.0, 1.0, 1.0])
+    mixed = np.concatenate([conformations[:10], mirror[10:20]])
+    fixed, n = reflect_to_l(mixed, system)
+    assert n == 10
+    np.testing.assert_allclose(fixed[:10], conformations[:10])
+    np.testing.assert_allclose(fixed[10:], -mirror[10:20])  # mirrored twice: a rotation of x
+    # energies are reflection invariant; dihedrals of the fixed samples equal the originals
+    np.testing.assert_allclose(system.energy(mirror[:3]), system.energy(conformations[:3]), rtol=1e-9)
+    np.testing.assert_allclose(np.cos(phi_psi(fixed, system) - phi_psi(conformations[:20], system)), 1.0, atol=1e-9)  # fmt: skip
+    ref = SimpleNamespace(x=conformations, energy=system.energy(conformations))
+    raw = evaluate_aldp(mixed, ref, system)
+    fix = evaluate_aldp(mixed, ref, system, fix_chirality=True)
+    assert raw["chirality_L"] == fix["chirality_L"] == 0.5
+    assert raw["n_reflected"] == 0 and fix["n_reflected"] == 10
+    assert fix["torus_w2"] < raw["torus_w2"] and fix["energy_w1"] == pytest.approx(raw["energy_w1"])
+
+
 def test_bond_stretch_fraction(system):
     from fkc.metrics import bond_stretch_fraction
 

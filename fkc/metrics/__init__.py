@@ -9,7 +9,7 @@ Public API:
     evaluate_samples, plot_histograms
     alanine dipeptide: phi_psi, wrap_angle, torus_w2, ramachandran_histogram, ramachandran_kl,
     ramachandran_js, ramachandran_free_energy_plot, assign_basins, basin_populations, BASIN_NAMES,
-    chirality_fraction, bond_stretch_fraction, evaluate_aldp
+    chirality_fraction, reflect_to_l, bond_stretch_fraction, evaluate_aldp
 """
 
 from fkc.metrics._dihedrals import (
@@ -18,6 +18,7 @@ from fkc.metrics._dihedrals import (
     basin_populations,
     bond_stretch_fraction,
     chirality_fraction,
+    reflect_to_l,
     evaluate_aldp,
     phi_psi,
     ramachandran_free_energy_plot,
@@ -52,6 +53,7 @@ __all__ = [
     "basin_populations",
     "bond_stretch_fraction",
     "chirality_fraction",
+    "reflect_to_l",
     "distance_tv",
     "distance_w2",
     "energy_w1",

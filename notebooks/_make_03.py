@@ -42,7 +42,7 @@ import torch
 
 import fkc
 from fkc.experts import ScoreModelExpert
-from fkc.metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot
+from fkc.metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot, reflect_to_l
 from fkc.systems import AlanineDipeptide, load_md, samples_in_nm, save_trajectory
 
 torch.set_num_threads(1)
@@ -76,7 +76,8 @@ for correct in (False, True):
 
 samples = {label: samples_in_nm(r.samples.numpy(), expert.metadata) for label, r in runs.items()}
 rows = {"MD 800 K (no annealing)": evaluate_aldp(md800.x[::max(1, md800.n_frames // N)][:N], md300, system)}
-rows.update({label: evaluate_aldp(x, md300, system, nonfinite="drop") for label, x in samples.items()})
+rows.update({label: evaluate_aldp(x, md300, system, nonfinite="drop", fix_chirality=True)
+             for label, x in samples.items()})
 cols = ["torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL"]
 print(f"{'':<26}" + "".join(f"{c:>13}" for c in cols))
@@ -86,6 +87,12 @@ print(f"{'MD 300 K':<26}" + " " * 52 + "".join(
     f"{m[c + '_reference']:>13.3f}" for c in cols[4:]))
 """)
 md(r"""
+`chirality_L` is the raw fraction of L samples. The network has odd-parity channels and can tell
+L from D, but this small model has not learned the handedness well, so the metrics are computed
+after mirroring D samples to L (`fix_chirality=True`, `fkc.metrics.reflect_to_l`): the force
+field is reflection invariant, so this folds the model's density onto the L half without changing
+energies.
+
 ## Ramachandran free-energy maps
 
 $F(\phi, \psi) = -\log p$ in units of each ensemble's own $k_B T$; dashed lines are the basin
@@ -93,7 +100,8 @@ boundaries (β/C5 + C7eq, αR, αL).
 """)
 code(r"""
 panels = {"MD 300 K": phi_psi(md300.x, system), "MD 800 K (training)": phi_psi(md800.x, system)}
-panels.update({label: phi_psi(x, system) for label, x in samples.items()})
+panels.update({label: phi_psi(reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)[0], system)
+               for label, x in samples.items()})
 ramachandran_free_energy_plot(panels, bins=36)
 """)
 md(r"""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,8 @@ def main(argv=None):
             finally:
                 claim.unlink()
         return 0
-    md = args.md or sorted(str(f) for f in (ROOT / "datasets/aldp").glob("T300_s*.npz"))
+    md = args.md or sorted(str(f) for f in (ROOT / "datasets/aldp").glob("T300_s*.npz")
+                           if re.fullmatch(r"T300_s\d+\.npz", f.name))  # not T300_sub.npz
     table = report(out, args.seeds, md)
     print(table)
     if args.readme:

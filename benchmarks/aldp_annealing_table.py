@@ -48,6 +48,19 @@ KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_st
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
 
 
+def finished(model: Path) -> bool:
+    """The model folder's checkpoint exists and its training run reached its last step."""
+    from fkc.annealing import resolve_checkpoint
+    from fkc.checkpoint import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(resolve_checkpoint(model))
+    except ValueError:
+        return False
+    planned = (ckpt.train_config or {}).get("train", {}).get("n_steps")
+    return planned is None or ckpt.step >= planned
+
+
 def run_name(label: str, seed: int) -> str:
     slug = label.replace(", ", "_").replace(" ", "-")
     return f"{slug}_seed{seed}.npz"
@@ -83,8 +96,8 @@ def main(argv=None):
             path = out / run_name(label, seed)
             if j % k != i or path.exists() or (args.rows and label not in args.rows):
                 continue
-            if not model.exists():
-                print(f"skip {path.name}: {model} does not exist")
+            if not finished(model):
+                print(f"skip {path.name}: {model} is missing or still training")
                 continue
             claim = path.with_suffix(".claim")
             try:  # several workers share the job list: the first to create the claim runs it

@@ -135,7 +135,8 @@ def _pooled_md(files):
     runs = [load_md(f) for f in files]
     temps = {r.temperature for r in runs}
     if len(temps) != 1:
-        raise ValueError(f"MD files at different temperatures: {dict(zip(files, temps))}")
+        temps_by_file = {str(f): r.temperature for f, r in zip(files, runs, strict=True)}
+        raise ValueError(f"MD files at different temperatures: {temps_by_file}")
     first = runs[0]
     return runs, MDData(x=np.concatenate([r.x for r in runs]),
                         energy=np.concatenate([r.energy for r in runs]),

@@ -44,7 +44,7 @@ def test_graph_arrays_describe_alanine_dipeptide():
     el = system.elements
     assert [ELEMENTS[t] for t in g["atom_types"]] == list(el)
     assert g["edge_index"].shape == (2, 21) and g["bond_types"].shape == (21,)
-    for (i, j), bt in zip(g["edge_index"].T, g["bond_types"]):
+    for (i, j), bt in zip(g["edge_index"].T, g["bond_types"], strict=True):
         assert set(BOND_PAIRS[bt]) == {el[i], el[j]}
     # hydrogens have one neighbour, carbons four or three (carbonyl), the amide N three
     degree = g["atom_features"].argmax(1) + 1
@@ -122,13 +122,13 @@ def test_ema_of_a_chiral_tensor_product_network():
         for p in net.parameters():
             p.add_(1.0)
     ema.update(net, 1)
-    for (name, pe), p in zip(ema.module.named_parameters(), net.parameters()):
+    for (name, pe), p in zip(ema.module.named_parameters(), net.parameters(), strict=True):
         torch.testing.assert_close(pe, p - 0.5, msg=name)
     # checkpoints hold the network's own keys only, and load back
     assert list(ema.state_dict()) == list(net.state_dict())
     fresh = EMA(TensorProductNet(cfg), decay=0.5)
     fresh.load_state_dict(ema.state_dict())
-    for pe, p in zip(fresh.module.parameters(), ema.module.parameters()):
+    for pe, p in zip(fresh.module.parameters(), ema.module.parameters(), strict=True):
         torch.testing.assert_close(pe, p)
     with pytest.raises(KeyError, match="missing"):
         fresh.load_state_dict({k: v for k, v in ema.state_dict().items() if "output" not in k})

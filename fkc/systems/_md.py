@@ -219,14 +219,14 @@ def subsample_md(paths, out: str | os.PathLike, every: int) -> MDData:
     if not (isinstance(every, int) and every >= 1):
         raise ValueError(f"every must be an int >= 1, got {every!r}")
     runs = [load_md(p) for p in paths]
-    temps = {str(p): r.temperature for p, r in zip(paths, runs)}
+    temps = {str(p): r.temperature for p, r in zip(paths, runs, strict=True)}
     if len(set(temps.values())) != 1:
         raise ValueError(f"MD files at different temperatures: {temps}")
     meta = dict(runs[0].metadata)
     meta["subsample"] = {
         "every": every,
         "sources": [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-                     "frames": r.n_frames, "seed": r.config.seed} for p, r in zip(paths, runs)],
+                     "frames": r.n_frames, "seed": r.config.seed} for p, r in zip(paths, runs, strict=True)],
     }  # fmt: skip
     cat = lambda k: np.concatenate([getattr(r, k)[::every] for r in runs])  # noqa: E731
     _atomic_savez(Path(out), {

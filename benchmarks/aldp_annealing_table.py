@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _tables import finished, write_between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "models/aldp-tp-T800"
@@ -46,19 +47,6 @@ ROWS = {  # label: (True: --model, False: --reference-model; temperature, noise,
 }
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
-
-
-def finished(model: Path) -> bool:
-    """The model folder's checkpoint exists and its training run reached its last step."""
-    from fkc.annealing import resolve_checkpoint
-    from fkc.checkpoint import load_checkpoint
-
-    try:
-        ckpt = load_checkpoint(resolve_checkpoint(model))
-    except ValueError:
-        return False
-    planned = (ckpt.train_config or {}).get("train", {}).get("n_steps")
-    return planned is None or ckpt.step >= planned
 
 
 def run_name(label: str, seed: int) -> str:
@@ -117,15 +105,7 @@ def main(argv=None):
     table = report(out, args.seeds, md)
     print(table)
     if args.readme:
-        path = Path(args.readme)
-        text = path.read_text()
-        a, b = "<!-- aldp-table -->", "<!-- /aldp-table -->"
-        if a not in text or b not in text:
-            raise ValueError(f"{path} has no {a} ... {b} markers")
-        head, rest = text.split(a, 1)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(head + a + "\n" + table + "\n" + b + rest.split(b, 1)[1])
-        tmp.replace(path)
+        write_between_markers(args.readme, "aldp-table", table)
     return 0
 
 

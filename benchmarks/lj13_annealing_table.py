@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _tables import finished, write_between_markers
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = {  # label: (model folder or None for models/lj13-egnn-T{T}, noise, correct)
@@ -47,19 +48,6 @@ def runs(temps, seeds):
                 if T == 2.0 and model is not None:
                     continue  # T = 2 is the training temperature: only the model's own row
                 yield T, label, model or f"models/lj13-egnn-T{T:g}", noise, correct, seed
-
-
-def finished(model: Path) -> bool:
-    """The model folder's checkpoint exists and its training run reached its last step."""
-    from fkc.annealing import resolve_checkpoint
-    from fkc.checkpoint import load_checkpoint
-
-    try:
-        ckpt = load_checkpoint(resolve_checkpoint(model))
-    except ValueError:
-        return False
-    planned = (ckpt.train_config or {}).get("train", {}).get("n_steps")
-    return planned is None or ckpt.step >= planned
 
 
 def run_name(T, label, seed):
@@ -105,15 +93,7 @@ def main(argv=None):
     table = report(out, args.temperatures, args.seeds)
     print(table)
     if args.readme:
-        path = Path(args.readme)
-        text = path.read_text()
-        a, b = "<!-- lj13-table -->", "<!-- /lj13-table -->"
-        if a not in text or b not in text:
-            raise ValueError(f"{path} has no {a} ... {b} markers")
-        head, rest = text.split(a, 1)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(head + a + "\n" + table + "\n" + b + rest.split(b, 1)[1])
-        tmp.replace(path)
+        write_between_markers(args.readme, "lj13-table", table)
     return 0
 
 

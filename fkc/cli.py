@@ -48,18 +48,19 @@ def _evaluate_aldp(args: argparse.Namespace, samples) -> int:
     x = samples_in_nm(samples.x, samples.metadata)
     metrics = evaluate_aldp(x, ref, system, nonfinite="drop" if args.drop_nonfinite else "raise",
                             fix_chirality=args.fix_chirality)  # fmt: skip
-    if args.fix_chirality:
-        x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
-    print(f"samples:   {args.samples} ({metrics['n_samples']} used, {metrics['n_dropped']} dropped)")
+    print(f"samples:   {args.samples} ({metrics['n_samples']} used, {metrics['n_dropped']} dropped"
+          f", {metrics['n_reflected']} mirrored D -> L)")
     print(f"reference: {args.reference} ({metrics['n_reference']} frames, T = {ref.temperature:g} K)")
     for key, v in metrics.items():
         if not key.startswith("n_"):
             print(f"{key:<28}{v:>12.4f}")
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.samples).with_suffix("")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ok = np.isfinite(x).all(axis=(1, 2))
+    x = x[np.isfinite(x).all(axis=(1, 2))]
+    if args.fix_chirality:  # the plot shows what the metrics saw
+        x, _ = reflect_to_l(x, system)
     png = out_dir / "ramachandran.png"
-    ramachandran_free_energy_plot({"samples": phi_psi(x[ok], system),
+    ramachandran_free_energy_plot({"samples": phi_psi(x, system),
                                    f"MD {ref.temperature:g} K": phi_psi(ref.x, system)},
                                   title=Path(args.samples).name, path=png)  # fmt: skip
     print(f"wrote {png}")

@@ -1,19 +1,6 @@
 """Writes notebooks/02_lj13_annealing.ipynb (run: python notebooks/_make_02.py)."""
 
-from pathlib import Path
-
-import nbformat as nbf
-
-cells = []
-
-
-def md(text):
-    cells.append(nbf.v4.new_markdown_cell(text.strip()))
-
-
-def code(text):
-    cells.append(nbf.v4.new_code_cell(text.strip()))
-
+from _nb import code, md, write
 
 md(r"""
 # LJ-13: temperature annealing of a trained score model with FKC
@@ -112,7 +99,4 @@ log_z = [run("tempered", True, seed=s).log_z for s in SEEDS]
 print("log Z per seed:", np.round(log_z, 3), " sd:", np.std(log_z, ddof=1).round(3))
 """)
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3",
-                                                               "display_name": "Python 3",
-                                                               "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("02_lj13_annealing.ipynb"))
+write("02_lj13_annealing.ipynb")

@@ -1,19 +1,6 @@
 """Writes notebooks/03_alanine_dipeptide.ipynb (run: python notebooks/_make_03.py)."""
 
-from pathlib import Path
-
-import nbformat as nbf
-
-cells = []
-
-
-def md(text):
-    cells.append(nbf.v4.new_markdown_cell(text.strip()))
-
-
-def code(text):
-    cells.append(nbf.v4.new_code_cell(text.strip()))
-
+from _nb import code, md, write
 
 md(r"""
 # Alanine dipeptide: from 800 K to 300 K with FKC
@@ -122,7 +109,4 @@ with tempfile.TemporaryDirectory() as d:
     print(traj)
 """)
 
-nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3",
-                                                               "display_name": "Python 3",
-                                                               "language": "python"}})
-nbf.write(nb, Path(__file__).with_name("03_alanine_dipeptide.ipynb"))
+write("03_alanine_dipeptide.ipynb")

@@ -184,6 +184,7 @@ def test_train_anneal_trajectory_evaluate_workflow(tmp_path, md_file, capsys):
                      "--json", str(tmp_path / "m.json")]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "torus_w2" in text and "rama_kl" in text and "chirality_L" in text
+    assert "mirrored D -> L" in text
     assert (tmp_path / "s" / "ramachandran.png").exists()
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["n_reference"] == 10 and m["chirality_L_reference"] == 1.0

@@ -19,7 +19,6 @@ Sampled positions (angstrom) go back to the OpenMM system in nm via :func:`to_nm
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -67,14 +66,6 @@ def aldp_graph_arrays(system: AlanineDipeptide | None = None) -> dict[str, np.nd
             "atom_features": atom_features}  # fmt: skip
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def aldp_training_set(
     md_files: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -88,7 +79,7 @@ def aldp_training_set(
     frames of each file (the first ones, after striding; ``None``: all). Files at different
     temperatures raise ``ValueError`` naming them. The write is atomic.
     """
-    from fkc.systems._md import _atomic_savez, load_md
+    from fkc.systems._md import _atomic_savez, file_sha256, load_md
 
     if not md_files:
         raise ValueError("aldp_training_set needs at least one MD file")
@@ -105,7 +96,7 @@ def aldp_training_set(
             x, e = x[:max_frames], e[:max_frames]
         xs.append(x)
         es.append(e)
-        sources.append({"file": f.name, "sha256": _sha256(f), "frames": int(x.shape[0]),
+        sources.append({"file": f.name, "sha256": file_sha256(f), "frames": int(x.shape[0]),
                         "length_ns": d.length_ns})  # fmt: skip
     if len(set(temps.values())) != 1:
         raise ValueError(f"MD files at different temperatures: {temps}")

@@ -225,7 +225,7 @@ def subsample_md(paths, out: str | os.PathLike, every: int) -> MDData:
     meta = dict(runs[0].metadata)
     meta["subsample"] = {
         "every": every,
-        "sources": [{"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+        "sources": [{"file": p.name, "sha256": file_sha256(p),
                      "frames": r.n_frames, "seed": r.config.seed} for p, r in zip(paths, runs, strict=True)],
     }  # fmt: skip
     cat = lambda k: np.concatenate([getattr(r, k)[::every] for r in runs])  # noqa: E731
@@ -265,6 +265,15 @@ def write_topology_pdb(directory: str | os.PathLike, system: AlanineDipeptide | 
     return path
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_sha256sums(directory: str | os.PathLike, patterns: tuple[str, ...] = ("*.npz", "*.pdb")) -> dict[str, str]:  # fmt: skip
     """Write ``SHA256SUMS`` (``sha256sum -c`` format) for the files matching ``patterns``.
 
@@ -272,13 +281,7 @@ def write_sha256sums(directory: str | os.PathLike, patterns: tuple[str, ...] = (
     """
     directory = Path(directory)
     names = sorted({p.name for pat in patterns for p in directory.glob(pat) if p.is_file()})
-    sums = {}
-    for name in names:
-        h = hashlib.sha256()
-        with open(directory / name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        sums[name] = h.hexdigest()
+    sums = {name: file_sha256(directory / name) for name in names}
     atomic_write_bytes(directory / "SHA256SUMS",
                        "".join(f"{h}  {n}\n" for n, h in sums.items()).encode())  # fmt: skip
     return sums

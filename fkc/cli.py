@@ -1,4 +1,5 @@
-"""The ``fkc`` command line: ``fkc demo`` (more subcommands arrive with the molecular workflows)."""
+"""The ``fkc`` command line: ``demo``, ``anneal``, ``train``, ``evaluate``, ``conformers``,
+``evaluate-conformers``."""
 
 from __future__ import annotations
 
@@ -207,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--drop-nonfinite", action="store_true",
                    help="drop (and count) non-finite samples instead of failing")
     e.set_defaults(func=_evaluate)
+
+    from .conformers.cli import add_parsers
+
+    add_parsers(sub)
     return p
 
 

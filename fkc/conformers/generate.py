@@ -1,0 +1,152 @@
+r"""Conformer ensembles of a molecule at a chosen temperature: :func:`generate`.
+
+The score model (``models/conformers-tp-T500``) was trained on MMFF94 Boltzmann samples at
+``T_train``; for the molecule's graph it approximates the score of
+``q(x) ∝ exp(-E(x) / (k_B T_train))``. The ensemble at ``T`` is ``q^beta`` with
+``beta = T_train / T``, sampled by FKC (:func:`fkc.sample` on :func:`fkc.anneal`): the
+particles are conformers of the same molecule, carried with log-weights and resampled when the
+effective sample size drops below ``ess_threshold * n``. ``correct=False`` gives the
+uncorrected sampler (the annealed drift without weights), the baseline FKC is meant to beat.
+
+Positions are in Å. By default the conformers are returned *weighted* (no final resampling, so
+no duplicates): ``log_weight`` per conformer, normalised so that ``logsumexp = 0``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from fkc.annealing import resolve_checkpoint
+from fkc.conformers.featurize import mol_graph
+from fkc.conformers.mmff import MMFFEnergy
+from fkc.datasets.smiles import as_mol, mol_label
+
+DEFAULT_MODEL = "models/conformers-tp-T500"
+
+
+def default_model() -> Path:
+    """The shipped conformer model, under the current directory or the source checkout."""
+    from fkc.demo_lj13 import find_repo_file
+
+    return find_repo_file(DEFAULT_MODEL)
+
+
+def _load_expert(model, mol: Chem.Mol, device):
+    from fkc.checkpoint import load_checkpoint
+    from fkc.experts.score_model import ExpertContext, ScoreModelExpert
+
+    path = resolve_checkpoint(model)
+    ckpt = load_checkpoint(path)
+    feat = ckpt.metadata.get("featurizer")
+    if feat != "fkc.conformers.featurize":
+        raise ValueError(f"{path} was not trained on fkc.conformers.featurize graphs "
+                         f"(metadata featurizer={feat!r}); it cannot condition on a new molecule")
+    graph = mol_graph(mol)
+    return ScoreModelExpert.from_checkpoint(ckpt, ExpertContext(graph), device=device), path
+
+
+def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.0,
+             model: str | Path | None = None, seed: int = 0, correct: bool = True,
+             noise: str | float = "target", n_steps: int = 200, ess_threshold: float = 0.5,
+             final_resample: bool = False, relax: bool = False, max_relax_iters: int = 200,
+             device: str | None = None, progress: bool = False) -> Chem.Mol:
+    """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
+
+    Args:
+        mol_or_smiles: SMILES or RDKit ``Mol``; hydrogens are added; stereocentres given in the
+            input are what the conformers are checked against. Invalid SMILES, unsupported
+            elements or charges raise ``ValueError`` naming the molecule.
+        n: number of conformers (= SMC particles).
+        temperature: target temperature; ``beta = T_train / temperature``.
+        model: checkpoint file or folder (default: the shipped ``models/conformers-tp-T500``).
+        correct: FKC weights and resampling (True) or the uncorrected sampler (False).
+        final_resample: resample once at the end (equal weights, possibly duplicates) instead of
+            returning weighted conformers.
+        relax: MMFF-minimise each conformer afterwards (at most ``max_relax_iters`` iterations);
+            the energies and checks are then of the relaxed conformers.
+
+    Returns a copy of the molecule (explicit hydrogens) with ``n`` conformers (ids ``0..n-1``).
+    Per conformer (``conf.GetDoubleProp`` / ``GetBoolProp``): ``log_weight`` (normalised),
+    ``energy`` (MMFF94, kcal/mol; NaN for non-finite positions), ``stereo_ok`` (the input's
+    tetrahedral and double-bond stereo is reproduced), ``finite``. Molecule properties:
+    ``fkc_temperature``, ``fkc_training_temperature``, ``fkc_beta``, ``fkc_corrected``,
+    ``fkc_model``, ``fkc_n_resampling``, ``fkc_min_ess``, ``fkc_log_z``,
+    ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``.
+    """
+    from fkc.compose import anneal
+    from fkc.conformers.evaluate import stereo_matches
+    from fkc.sampler import sample
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not (isinstance(temperature, int | float) and math.isfinite(temperature)
+            and temperature > 0):
+        raise ValueError(f"temperature must be finite and > 0 K, got {temperature!r}")
+    mol = as_mol(mol_or_smiles, add_hs=True)
+    energy = MMFFEnergy(mol)
+    expert, path = _load_expert(model if model is not None else default_model(), mol, device)
+    t_train = float(expert.metadata["training_temperature"])
+    beta = t_train / float(temperature)
+    start = time.perf_counter()
+    res = sample(anneal(expert, beta), n, n_steps=n_steps, noise=noise,
+                 ess_threshold=ess_threshold, correct=correct, grid="edm", denoise=True,
+                 final_resample=final_resample,
+                 generator=torch.Generator(device or "cpu").manual_seed(seed), device=device,
+                 progress=progress)
+    x = res.samples.detach().cpu().double().numpy()
+    if relax:
+        for i in range(n):
+            if np.isfinite(x[i]).all():
+                x[i], _ = energy.minimize(x[i], max_iters=max_relax_iters)
+    wall = time.perf_counter() - start
+    lw = res.log_weights.double().cpu().numpy()
+    lw = lw - (np.logaddexp.reduce(lw) if np.isfinite(lw).any() else 0.0)
+
+    out = Chem.Mol(mol)
+    out.RemoveAllConformers()
+    n_ok = 0
+    for i in range(n):
+        conf = Chem.Conformer(mol.GetNumAtoms())
+        finite = bool(np.isfinite(x[i]).all())
+        for j in range(mol.GetNumAtoms()):
+            conf.SetAtomPosition(j, x[i, j].tolist() if finite else [0.0, 0.0, 0.0])
+        cid = out.AddConformer(conf, assignId=True)
+        c = out.GetConformer(cid)
+        e = energy.energy(x[i]) if finite else float("nan")
+        ok = finite and stereo_matches(out, cid)
+        n_ok += ok
+        c.SetDoubleProp("log_weight", float(lw[i]))
+        c.SetDoubleProp("energy", float(e))
+        c.SetBoolProp("stereo_ok", bool(ok))
+        c.SetBoolProp("finite", finite)
+    n_eval = (n_steps + (1 if correct else 0) + 1) * n
+    resampled = res.resampled.numpy()
+    props = {"fkc_temperature": float(temperature), "fkc_training_temperature": t_train,
+             "fkc_beta": beta, "fkc_n_resampling": int(resampled[:-1].sum()),
+             "fkc_min_ess": float(res.ess.min()),
+             "fkc_log_z": float(res.log_z) if correct else float("nan"),
+             "fkc_score_evaluations": float(n_eval), "fkc_wall_time_s": wall,
+             "fkc_stereo_ok_fraction": n_ok / n}
+    for k, v in props.items():
+        out.SetDoubleProp(k, v)
+    out.SetBoolProp("fkc_corrected", bool(correct))
+    out.SetProp("fkc_model", str(path))
+    out.SetProp("_Name", mol.GetProp("_Name") if mol.HasProp("_Name") else mol_label(mol))
+    return out
+
+
+def conformer_arrays(mol: Chem.Mol) -> dict[str, np.ndarray]:
+    """Per-conformer properties of a :func:`generate` result as arrays ``(n_conformers,)``:
+    ``log_weight``, ``energy``, ``stereo_ok``, ``finite``; and ``x (n_conformers, n_atoms, 3)``."""
+    confs = list(mol.GetConformers())
+    return {"x": np.stack([c.GetPositions() for c in confs]),
+            "log_weight": np.array([c.GetDoubleProp("log_weight") for c in confs]),
+            "energy": np.array([c.GetDoubleProp("energy") for c in confs]),
+            "stereo_ok": np.array([c.GetBoolProp("stereo_ok") for c in confs]),
+            "finite": np.array([c.GetBoolProp("finite") for c in confs])}

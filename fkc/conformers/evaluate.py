@@ -804,7 +804,8 @@ def _write_group(writer, mol_id, mol, props: Mapping | None) -> None:
         work.SetProp(SMILES_PROPERTY, smiles)
         names.append(SMILES_PROPERTY)
     names += list(columns)
-    writer.SetProps(names)
+    with rdBase.BlockLogs():  # RDKit warns when the property list changes between molecules
+        writer.SetProps(names)
     for k, cid in enumerate(_conformer_ids(mol)):
         for name, a in columns.items():
             work.SetProp(name, _format_value(a[k]))

@@ -90,6 +90,14 @@ def test_embed_etkdg_is_seeded_and_keeps_chirality():
         assert Chem.FindMolChiralCenters(m) == [(1, "S")]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_embed_etkdg_conformers_differ_for_every_seed(seed):
+    """RDKit's randomSeed = 0 gives identical conformers; fkc's seed 0 must not."""
+    a = embed_etkdg(mol_from_smiles("CCCCCC(=O)O"), 4, seed=seed)
+    p = np.stack([cf.GetPositions() for cf in a.GetConformers()])
+    assert all(not np.allclose(p[0], p[i]) for i in range(1, 4))
+
+
 def test_embed_failures_raise_or_are_recorded():
     bad = mol_from_smiles(UNEMBEDDABLE)
     with pytest.raises(EmbeddingError, match=r"embedded 0 of 2 conformers of '.*' \(seed=0"):

@@ -162,6 +162,7 @@ def embed_etkdg(mol: Chem.Mol, n_confs: int, seed: int, *, min_confs: int | None
     ``mol`` must carry explicit hydrogens (``mol_from_smiles(add_hs=True)``). Returns a copy with
     conformers ``0..k-1`` (positions in angstrom, ``mol.GetConformer(i).GetPositions()`` is
     ``(n_atoms, 3)``); the input is not modified. Chirality of the input is enforced by ETKDG.
+    RDKit is given ``randomSeed = seed + 1`` (its seed 0 makes all conformers identical).
     Raises :class:`EmbeddingError` (a ``ValueError``) naming the molecule when fewer than
     ``min_confs`` (default ``n_confs``) conformers could be embedded. Same seed, same
     conformers (with ``num_threads=1``).
@@ -181,7 +182,9 @@ def embed_etkdg(mol: Chem.Mol, n_confs: int, seed: int, *, min_confs: int | None
     out = Chem.Mol(mol)
     out.RemoveAllConformers()
     params = AllChem.ETKDGv3()
-    params.randomSeed = int(seed)
+    # RDKit derives every conformer's seed from randomSeed; randomSeed = 0 gives all
+    # conformers identical coordinates (seen with rdkit 2026.9), so fkc's seed s is RDKit's s + 1.
+    params.randomSeed = int(seed) + 1
     params.useRandomCoords = use_random_coords
     params.numThreads = num_threads
     with rdBase.BlockLogs():

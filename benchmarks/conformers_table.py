@@ -10,6 +10,11 @@ reference samples, failure fraction). Methods:
   (weighted conformers; energy W1 uses the weights);
 * ``uncorrected``: the same annealed SDE without weights;
 * ``model at 500 K``: the model at its training temperature (beta = 1, no annealing);
+* ``FKC + MMFF relax`` / ``uncorrected + MMFF relax``: those conformers MMFF-minimised
+  (200 iterations, as ``generate(relax=True)``);
+
+The model rows use ``generate(fix_chirality=True)`` (wrong-handed conformers whose mirror image
+is right are mirrored; the raw fraction with the right stereo is reported as "stereo raw").
 * ``ETKDGv3`` and ``ETKDGv3 + MMFF``: RDKit embeddings (seeded), raw and MMFF-minimised;
 * ``ETKDGv3 + MMFF, equal time``: as many RDKit conformers as fit in FKC's wall-clock time for
   that molecule (COV-P then uses more conformers than 2K; reported for the time budget).
@@ -48,8 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models/conformers-tp-T500"
 REFERENCE = ROOT / "datasets/conformers/T300_test.sdf"
 ENERGIES = ROOT / "datasets/conformers/T300_test_energies.npz"
-METHODS = ("FKC", "uncorrected", "model at 500 K", "ETKDGv3", "ETKDGv3 + MMFF",
-           "ETKDGv3 + MMFF, equal time")
+METHODS = ("FKC", "uncorrected", "model at 500 K", "FKC + MMFF relax",
+           "uncorrected + MMFF relax", "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time")
+RELAX_ITERS = 200  # as generate(relax=True)
 
 
 def slug(method: str) -> str:
@@ -67,7 +73,7 @@ def _etkdg(template: Chem.Mol, n: int, seed: int, mmff: bool) -> Chem.Mol:
 
 
 def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
-               fkc_time: float | None) -> tuple[Chem.Mol, dict]:
+               fkc_time: float | None, base: tuple | None = None) -> tuple[Chem.Mol, dict]:
     from fkc.conformers import conformer_arrays, generate
 
     t0 = time.perf_counter()
@@ -75,12 +81,21 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
     if method in ("FKC", "uncorrected", "model at 500 K"):
         temperature = 500.0 if method == "model at 500 K" else 300.0
         mol = generate(template, n, temperature=temperature, model=MODEL, seed=seed,
-                       correct=method == "FKC", n_steps=steps)
+                       correct=method == "FKC", n_steps=steps, fix_chirality=True)
         a = conformer_arrays(mol)
         props = {"log_weight": a["log_weight"]}
         n_eval = mol.GetDoubleProp("fkc_score_evaluations")
         extra = {"n_resampling": mol.GetDoubleProp("fkc_n_resampling"),
-                 "min_ess": mol.GetDoubleProp("fkc_min_ess")}
+                 "min_ess": mol.GetDoubleProp("fkc_min_ess"),
+                 "stereo_ok_raw": mol.GetDoubleProp("fkc_stereo_ok_raw_fraction"),
+                 "n_mirrored": mol.GetDoubleProp("fkc_n_mirrored")}
+    elif method.endswith("MMFF relax"):  # the model's conformers, MMFF-minimised
+        (mol, props), info = base
+        mol = Chem.Mol(mol)
+        with rdBase.BlockLogs():
+            rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, maxIters=RELAX_ITERS)
+        wall = time.perf_counter() - t0 + info["wall_time_s"]
+        return mol, {**info, "wall_time_s": wall, "_props": props}
     else:
         if method.endswith("equal time"):
             # as many conformers as fit in FKC's time: measure the rate on 2K first
@@ -116,7 +131,13 @@ def generate_all(args) -> None:
                 if method == "FKC":
                     fkc_time = json.loads(info_path.read_text())["wall_time_s"]
                 continue
-            mol, info = run_method(method, template, n, args.seed, args.steps, fkc_time)
+            base = None
+            if method.endswith("MMFF relax"):
+                bpath = out / f"{slug(method.split(' + ')[0])}__{mol_id}.sdf"
+                g, p = read_conformer_sdf(bpath)
+                base = ((g[mol_id], p[mol_id]),
+                        json.loads(bpath.with_suffix(".json").read_text()))
+            mol, info = run_method(method, template, n, args.seed, args.steps, fkc_time, base)
             if method == "FKC":
                 fkc_time = info["wall_time_s"]
             write_conformer_sdf(path, {mol_id: mol}, {mol_id: info.pop("_props")})
@@ -151,11 +172,13 @@ def report(args) -> str:
             "wall_time_s": float(np.median([i["wall_time_s"] for i in infos])),
             "score_evaluations": float(np.median([i["score_evaluations"] for i in infos])),
             "n_conformers": float(np.median([i["n_conformers"] for i in infos])),
+            "stereo_ok_raw": (float(np.mean([i["stereo_ok_raw"] for i in infos]))
+                              if "stereo_ok_raw" in infos[0] else None),
         }
     head = ("| method | molecules | COV-R @0.75 Å % (mean / median) | MAT-R Å | "
-            "COV-P @0.75 Å % | MAT-P Å | energy W1 kcal/mol | failed % | conformers | "
-            "wall s / molecule | score evals |")
-    lines = [head, "|" + "---|" * 11]
+            "COV-P @0.75 Å % | MAT-P Å | energy W1 kcal/mol | failed % | stereo raw % | "
+            "conformers | wall s / molecule | score evals |")
+    lines = [head, "|" + "---|" * 12]
     cr, cp = metric_key("cov_r", 0.75), metric_key("cov_p", 0.75)
 
     def mm(s, key, scale=1.0, d=2):
@@ -169,7 +192,9 @@ def report(args) -> str:
         lines.append(
             f"| {method} | {r['n_molecules']} | {mm(s, cr, 100, 1)} | {mm(s, 'mat_r')} | "
             f"{mm(s, cp, 100, 1)} | {mm(s, 'mat_p')} | {mm(s, 'energy_w1', 1, 1)} | "
-            f"{mm(s, 'failure_fraction', 100, 1)} | {r['n_conformers']:.0f} | "
+            f"{mm(s, 'failure_fraction', 100, 1)} | "
+            f"{'–' if r['stereo_ok_raw'] is None else format(100 * r['stereo_ok_raw'], '.0f')} | "
+            f"{r['n_conformers']:.0f} | "
             f"{r['wall_time_s']:.1f} | {r['score_evaluations']:.0f} |")
     table = "\n".join(lines)
 

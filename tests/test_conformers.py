@@ -230,3 +230,26 @@ def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path):
                  "--json", str(js)]) == 0
     row = json.loads(js.read_text())["rows"][0]
     assert row["cov_r@0.75"] == 1.0 and row["mat_r"] < 1e-3 and row["failure_fraction"] == 0
+
+
+def test_stereo_fix_mirrors_wrong_handed_conformers_only():
+    from fkc.conformers.generate import stereo_fix
+
+    mol = mol_from_smiles(ALANINE_L)
+    emb = embed_etkdg(mol, 6, seed=0)
+    x = np.stack([c.GetPositions() for c in emb.GetConformers()])
+    x[1::2] *= -1  # three D conformers
+    assert stereo_fix(mol, x.copy(), apply=False) == (3, 0)
+    y = x.copy()
+    assert stereo_fix(mol, y, apply=True) == (3, 3)
+    np.testing.assert_array_equal(y[0::2], x[0::2])
+    np.testing.assert_array_equal(y[1::2], -x[1::2])
+    assert stereo_fix(mol, y, apply=False) == (6, 0)
+    # a conformer with a planar (unassignable) centre cannot be fixed by mirroring
+    z = x[:1].copy()
+    z[0, :, 2] = 0.0
+    assert stereo_fix(mol, z, apply=True) == (0, 0)
+    # an achiral molecule: every finite conformer is fine
+    e = embed_etkdg(mol_from_smiles("CCO"), 2, seed=0)
+    xe = np.stack([c.GetPositions() for c in e.GetConformers()])
+    assert stereo_fix(mol_from_smiles("CCO"), xe, apply=True) == (2, 0)

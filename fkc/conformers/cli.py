@@ -50,6 +50,7 @@ def _conformers(args: argparse.Namespace) -> int:
                        seed=args.seed, correct=not args.no_correct, noise=args.noise,
                        n_steps=args.steps, ess_threshold=args.ess_threshold,
                        final_resample=args.final_resample, relax=args.relax,
+                       fix_chirality=args.fix_chirality,
                        device=args.device, progress=not args.no_progress)
         arr = conformer_arrays(res)
         out[mol_id] = res
@@ -60,7 +61,8 @@ def _conformers(args: argparse.Namespace) -> int:
                              "non-finite coordinates; nothing written")
         print(f"{mol_id}: {n} conformers, beta = {res.GetDoubleProp('fkc_beta'):.3f}, "
               f"{int(res.GetDoubleProp('fkc_n_resampling'))} resamplings, "
-              f"stereo kept in {100 * res.GetDoubleProp('fkc_stereo_ok_fraction'):.0f} %, "
+              f"stereo kept in {100 * res.GetDoubleProp('fkc_stereo_ok_fraction'):.0f} % "
+              f"({int(res.GetDoubleProp('fkc_n_mirrored'))} mirrored), "
               f"{res.GetDoubleProp('fkc_wall_time_s'):.1f} s")
     write_conformer_sdf(args.out, out, props)
     print(f"wrote {args.out}")
@@ -124,6 +126,9 @@ def add_parsers(sub) -> None:
     c.add_argument("--final-resample", action="store_true",
                    help="resample at the end (equal weights, duplicates possible) instead of "
                         "writing weighted conformers")
+    c.add_argument("--fix-chirality", action="store_true",
+                   help="mirror conformers whose mirror image has the input's stereochemistry "
+                        "(counted in the output)")
     c.add_argument("--relax", action="store_true", help="MMFF-minimise each conformer")
     c.add_argument("--device", default=None, help="torch device (default: cpu)")
     c.add_argument("--out", required=True, help="output SDF (one record per conformer)")

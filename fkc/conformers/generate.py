@@ -54,8 +54,9 @@ def _load_expert(model, mol: Chem.Mol, device):
 def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.0,
              model: str | Path | None = None, seed: int = 0, correct: bool = True,
              noise: str | float = "target", n_steps: int = 200, ess_threshold: float = 0.5,
-             final_resample: bool = False, relax: bool = False, max_relax_iters: int = 200,
-             device: str | None = None, progress: bool = False) -> Chem.Mol:
+             final_resample: bool = False, fix_chirality: bool = False, relax: bool = False,
+             max_relax_iters: int = 200, device: str | None = None,
+             progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
 
     Args:
@@ -68,6 +69,12 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         correct: FKC weights and resampling (True) or the uncorrected sampler (False).
         final_resample: resample once at the end (equal weights, possibly duplicates) instead of
             returning weighted conformers.
+        fix_chirality: mirror (``x -> -x``) every conformer whose stereochemistry is wrong but
+            whose mirror image is right (all tetrahedral centres inverted; double bonds are
+            unchanged by a reflection). MMFF94 is reflection invariant, so the mirror image of a
+            Boltzmann sample of the enantiomer is a Boltzmann sample of the molecule; exact for a
+            mirror-symmetric model, an approximation for a chiral one. The count is
+            ``fkc_n_mirrored``; ``fkc_stereo_ok_raw_fraction`` is the fraction before mirroring.
         relax: MMFF-minimise each conformer afterwards (at most ``max_relax_iters`` iterations);
             the energies and checks are then of the relaxed conformers.
 
@@ -77,7 +84,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     tetrahedral and double-bond stereo is reproduced), ``finite``. Molecule properties:
     ``fkc_temperature``, ``fkc_training_temperature``, ``fkc_beta``, ``fkc_corrected``,
     ``fkc_model``, ``fkc_n_resampling``, ``fkc_min_ess``, ``fkc_log_z``,
-    ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``.
+    ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``,
+    ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``.
     """
     from fkc.compose import anneal
     from fkc.conformers.evaluate import stereo_matches
@@ -100,6 +108,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
                  generator=torch.Generator(device or "cpu").manual_seed(seed), device=device,
                  progress=progress)
     x = res.samples.detach().cpu().double().numpy()
+    n_raw_ok, n_mirrored = stereo_fix(mol, x, apply=fix_chirality)
     if relax:
         for i in range(n):
             if np.isfinite(x[i]).all():
@@ -132,13 +141,41 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              "fkc_min_ess": float(res.ess.min()),
              "fkc_log_z": float(res.log_z) if correct else float("nan"),
              "fkc_score_evaluations": float(n_eval), "fkc_wall_time_s": wall,
-             "fkc_stereo_ok_fraction": n_ok / n}
+             "fkc_stereo_ok_fraction": n_ok / n, "fkc_stereo_ok_raw_fraction": n_raw_ok / n,
+             "fkc_n_mirrored": float(n_mirrored)}
     for k, v in props.items():
         out.SetDoubleProp(k, v)
     out.SetBoolProp("fkc_corrected", bool(correct))
     out.SetProp("fkc_model", str(path))
     out.SetProp("_Name", mol.GetProp("_Name") if mol.HasProp("_Name") else mol_label(mol))
     return out
+
+
+def stereo_fix(mol: Chem.Mol, x: np.ndarray, *, apply: bool) -> tuple[int, int]:
+    """Count conformers ``x (n, n_atoms, 3)`` with the stereochemistry of ``mol``'s graph and,
+    if ``apply``, mirror in place those whose mirror image has it. Returns
+    ``(n_ok_before, n_mirrored)``."""
+    from fkc.conformers.evaluate import stereo_matches
+
+    def ok(xi: np.ndarray) -> bool:
+        if not np.isfinite(xi).all():
+            return False
+        m = Chem.Mol(mol)
+        m.RemoveAllConformers()
+        conf = Chem.Conformer(mol.GetNumAtoms())
+        for j, p in enumerate(xi):
+            conf.SetAtomPosition(j, p.tolist())
+        m.AddConformer(conf, assignId=True)
+        return stereo_matches(m)
+
+    n_ok = n_mirrored = 0
+    for i in range(x.shape[0]):
+        if ok(x[i]):
+            n_ok += 1
+        elif apply and ok(-x[i]):
+            x[i] = -x[i]
+            n_mirrored += 1
+    return n_ok, n_mirrored
 
 
 def conformer_arrays(mol: Chem.Mol) -> dict[str, np.ndarray]:

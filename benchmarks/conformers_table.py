@@ -196,7 +196,9 @@ def report(args) -> str:
             f"{'–' if r['stereo_ok_raw'] is None else format(100 * r['stereo_ok_raw'], '.0f')} | "
             f"{r['n_conformers']:.0f} | "
             f"{r['wall_time_s']:.1f} | {r['score_evaluations']:.0f} |")
-    table = "\n".join(lines)
+    table = "\n".join(lines) + (
+        "\n\nReference: datasets/conformers/T300_test.sdf (300 K replica-exchange HMC, MMFF94); "
+        "per-molecule rows: benchmarks/results/conformers/metrics.json")
 
     def clean(o):
         if isinstance(o, float) and not math.isfinite(o):
@@ -220,7 +222,12 @@ def main(argv=None) -> int:
     p.add_argument("--shard", default="0/1")
     p.add_argument("--report", action="store_true")
     p.add_argument("--readme", default=None)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (1: shards run side by side without contention)")
     a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(a.threads)
     if a.report:
         table = report(a)
         print(table)

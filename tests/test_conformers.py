@@ -193,6 +193,29 @@ def test_generate_returns_weighted_conformers(tiny_conformer_model):
     assert np.allclose(conformer_arrays(unc)["log_weight"], -np.log(8))
 
 
+def test_generate_with_more_particles_than_conformers(tiny_conformer_model):
+    from fkc.conformers import generate
+    from fkc.conformers.generate import conformer_arrays
+
+    kw = dict(temperature=250.0, model=tiny_conformer_model, n_steps=6, seed=3)
+    full = generate("CC(=O)Nc1ccc(O)cc1", 24, **kw)
+    out = generate("CC(=O)Nc1ccc(O)cc1", 8, n_particles=24, **kw)
+    assert out.GetNumConformers() == 8 and out.GetDoubleProp("fkc_n_particles") == 24
+    assert out.GetDoubleProp("fkc_score_evaluations") == 24 * 8
+    a, f = conformer_arrays(out), conformer_arrays(full)
+    assert np.allclose(a["log_weight"], -np.log(8))
+    # the kept conformers are particles of the same 24-particle run (same seed), chosen by
+    # systematic resampling: each appears at most ceil(8 W_i) times, and distinct ones are counted
+    x_full = f["x"].reshape(24, -1)
+    idx = [int(np.flatnonzero((np.abs(x_full - xi.ravel()).max(axis=1) < 1e-6))[0]) for xi in a["x"]]
+    w = np.exp(f["log_weight"])
+    counts = np.bincount(idx, minlength=24)
+    assert np.all(counts <= np.ceil(8 * w) + 1e-9) and np.all(counts >= np.floor(8 * w) - 1e-9)
+    assert out.GetDoubleProp("fkc_n_distinct") == len(set(idx))
+    with pytest.raises(ValueError, match="n_particles must be an integer >= n = 8, got 4"):
+        generate("CCO", 8, n_particles=4, model=tiny_conformer_model)
+
+
 def test_generate_rejects_bad_input(tiny_conformer_model, tmp_path):
     from fkc.conformers import generate
 
@@ -219,6 +242,15 @@ def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path):
                  "--steps", "4", "--out", str(out), "--no-progress"]) == 0
     gen, props = read_conformer_sdf(out)
     assert list(gen) == ["ala"] and gen["ala"].GetNumConformers() == 6  # 2K
+    over = tmp_path / "over.sdf"
+    assert main(["conformers", "--from-sdf", str(ref_path), "--model", str(tiny_conformer_model),
+                 "--steps", "4", "--oversample", "3", "--out", str(over), "--no-progress"]) == 0
+    g_over, p_over = read_conformer_sdf(over)
+    assert g_over["ala"].GetNumConformers() == 6
+    assert np.allclose(p_over["ala"]["log_weight"], -np.log(6))
+    with pytest.raises(ValueError, match="--oversample must be an integer >= 1, got 0"):
+        main(["conformers", "--smiles", "CCO", "--n", "2", "--model", str(tiny_conformer_model),
+              "--oversample", "0", "--out", str(over), "--no-progress"])
     assert set(props["ala"]) == {"log_weight", "energy", "stereo_ok"}
     js = tmp_path / "m.json"
     assert main(["evaluate-conformers", str(out), "--reference", str(ref_path),

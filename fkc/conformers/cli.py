@@ -28,6 +28,12 @@ def _molecules(args: argparse.Namespace) -> dict:
     return mols
 
 
+def _particles(args: argparse.Namespace, n: int) -> int:
+    if args.oversample < 1:
+        raise ValueError(f"--oversample must be an integer >= 1, got {args.oversample}")
+    return args.oversample * n
+
+
 def _conformers(args: argparse.Namespace) -> int:
     from rdkit import Chem
 
@@ -49,7 +55,8 @@ def _conformers(args: argparse.Namespace) -> int:
         res = generate(template, n, temperature=args.temperature, model=args.model,
                        seed=args.seed, correct=not args.no_correct, noise=args.noise,
                        n_steps=args.steps, ess_threshold=args.ess_threshold,
-                       final_resample=args.final_resample, relax=args.relax,
+                       final_resample=args.final_resample, n_particles=_particles(args, n),
+                       relax=args.relax,
                        fix_chirality=args.fix_chirality,
                        device=args.device, progress=not args.no_progress)
         arr = conformer_arrays(res)
@@ -126,6 +133,9 @@ def add_parsers(sub) -> None:
     c.add_argument("--final-resample", action="store_true",
                    help="resample at the end (equal weights, duplicates possible) instead of "
                         "writing weighted conformers")
+    c.add_argument("--oversample", type=int, default=1,
+                   help="run the SMC with this many times more particles than conformers and "
+                        "keep --n of them by systematic resampling (default: %(default)s)")
     c.add_argument("--fix-chirality", action="store_true",
                    help="mirror conformers whose mirror image has the input's stereochemistry "
                         "(counted in the output)")

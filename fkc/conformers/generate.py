@@ -54,7 +54,8 @@ def _load_expert(model, mol: Chem.Mol, device):
 def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.0,
              model: str | Path | None = None, seed: int = 0, correct: bool = True,
              noise: str | float = "target", n_steps: int = 200, ess_threshold: float = 0.5,
-             final_resample: bool = False, fix_chirality: bool = False, relax: bool = False,
+             final_resample: bool = False, n_particles: int | None = None,
+             fix_chirality: bool = False, relax: bool = False,
              max_relax_iters: int = 200, device: str | None = None,
              progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
@@ -63,12 +64,17 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         mol_or_smiles: SMILES or RDKit ``Mol``; hydrogens are added; stereocentres given in the
             input are what the conformers are checked against. Invalid SMILES, unsupported
             elements or charges raise ``ValueError`` naming the molecule.
-        n: number of conformers (= SMC particles).
+        n: number of conformers returned (= SMC particles unless ``n_particles`` is given).
         temperature: target temperature; ``beta = T_train / temperature``.
         model: checkpoint file or folder (default: the shipped ``models/conformers-tp-T500``).
         correct: FKC weights and resampling (True) or the uncorrected sampler (False).
         final_resample: resample once at the end (equal weights, possibly duplicates) instead of
             returning weighted conformers.
+        n_particles: run the SMC with this many particles (>= ``n``; default ``n``) and return
+            ``n`` of them drawn by systematic resampling on the final weights (equal
+            log-weights ``-log n``; duplicates possible, ``fkc_n_distinct`` counts them). More
+            particles than conformers keep more lineages alive when the weights degenerate,
+            at ``n_particles / n`` times the cost.
         fix_chirality: mirror (``x -> -x``) every conformer whose stereochemistry is wrong but
             whose mirror image is right (all tetrahedral centres inverted; double bonds are
             unchanged by a reflection). MMFF94 is reflection invariant, so the mirror image of a
@@ -85,14 +91,19 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     ``fkc_temperature``, ``fkc_training_temperature``, ``fkc_beta``, ``fkc_corrected``,
     ``fkc_model``, ``fkc_n_resampling``, ``fkc_min_ess``, ``fkc_log_z``,
     ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``,
-    ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``.
+    ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``, ``fkc_n_particles``, ``fkc_n_distinct``
+    (distinct particles among the returned conformers).
     """
     from fkc.compose import anneal
     from fkc.conformers.evaluate import stereo_matches
     from fkc.sampler import sample
+    from fkc.smc.resampling import systematic
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    n_particles = n if n_particles is None else n_particles
+    if isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < n:
+        raise ValueError(f"n_particles must be an integer >= n = {n}, got {n_particles!r}")
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)
             and temperature > 0):
         raise ValueError(f"temperature must be finite and > 0 K, got {temperature!r}")
@@ -102,19 +113,24 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     t_train = float(expert.metadata["training_temperature"])
     beta = t_train / float(temperature)
     start = time.perf_counter()
-    res = sample(anneal(expert, beta), n, n_steps=n_steps, noise=noise,
+    gen = torch.Generator(device or "cpu").manual_seed(seed)
+    res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, correct=correct, grid="edm", denoise=True,
-                 final_resample=final_resample,
-                 generator=torch.Generator(device or "cpu").manual_seed(seed), device=device,
-                 progress=progress)
+                 final_resample=final_resample and n_particles == n, generator=gen,
+                 device=device, progress=progress)
     x = res.samples.detach().cpu().double().numpy()
+    lw = res.log_weights.double().cpu().numpy()
+    n_distinct = n
+    if n_particles > n:  # keep n of the weighted particles: systematic resampling
+        idx = systematic(res.log_weights.detach().double().cpu(), gen, n_out=n).numpy()
+        x, lw = x[idx], np.zeros(n)
+        n_distinct = int(np.unique(idx).size)
     n_raw_ok, n_mirrored = stereo_fix(mol, x, apply=fix_chirality)
     if relax:
         for i in range(n):
             if np.isfinite(x[i]).all():
                 x[i], _ = energy.minimize(x[i], max_iters=max_relax_iters)
     wall = time.perf_counter() - start
-    lw = res.log_weights.double().cpu().numpy()
     lw = lw - (np.logaddexp.reduce(lw) if np.isfinite(lw).any() else 0.0)
 
     out = Chem.Mol(mol)
@@ -134,7 +150,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         c.SetDoubleProp("energy", float(e))
         c.SetBoolProp("stereo_ok", bool(ok))
         c.SetBoolProp("finite", finite)
-    n_eval = (n_steps + (1 if correct else 0) + 1) * n
+    n_eval = (n_steps + (1 if correct else 0) + 1) * n_particles
     resampled = res.resampled.numpy()
     props = {"fkc_temperature": float(temperature), "fkc_training_temperature": t_train,
              "fkc_beta": beta, "fkc_n_resampling": int(resampled[:-1].sum()),
@@ -142,7 +158,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              "fkc_log_z": float(res.log_z) if correct else float("nan"),
              "fkc_score_evaluations": float(n_eval), "fkc_wall_time_s": wall,
              "fkc_stereo_ok_fraction": n_ok / n, "fkc_stereo_ok_raw_fraction": n_raw_ok / n,
-             "fkc_n_mirrored": float(n_mirrored)}
+             "fkc_n_mirrored": float(n_mirrored), "fkc_n_particles": float(n_particles),
+             "fkc_n_distinct": float(n_distinct)}
     for k, v in props.items():
         out.SetDoubleProp(k, v)
     out.SetBoolProp("fkc_corrected", bool(correct))

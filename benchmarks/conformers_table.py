@@ -12,6 +12,8 @@ reference samples, failure fraction). Methods:
 * ``model at 500 K``: the model at its training temperature (beta = 1, no annealing);
 * ``FKC + MMFF relax`` / ``uncorrected + MMFF relax``: those conformers MMFF-minimised
   (200 iterations, as ``generate(relax=True)``);
+* ``FKC 4x particles`` (+ MMFF relax): SMC with ``4 x 2K`` particles, ``2K`` conformers kept by
+  systematic resampling on the final weights (``generate(n_particles=...)``; 4x the cost);
 
 The model rows use ``generate(fix_chirality=True)`` (wrong-handed conformers whose mirror image
 is right are mirrored; the raw fraction with the right stereo is reported as "stereo raw").
@@ -54,7 +56,9 @@ MODEL = ROOT / "models/conformers-tp-T500"
 REFERENCE = ROOT / "datasets/conformers/T300_test.sdf"
 ENERGIES = ROOT / "datasets/conformers/T300_test_energies.npz"
 METHODS = ("FKC", "uncorrected", "model at 500 K", "FKC + MMFF relax",
-           "uncorrected + MMFF relax", "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time")
+           "uncorrected + MMFF relax", "FKC 4x particles", "FKC 4x particles + MMFF relax",
+           "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time")
+OVERSAMPLE = 4  # "FKC 4x particles": SMC with 4 x 2K particles, 2K kept by systematic resampling
 RELAX_ITERS = 200  # as generate(relax=True)
 
 
@@ -78,17 +82,20 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
 
     t0 = time.perf_counter()
     props: dict = {}
-    if method in ("FKC", "uncorrected", "model at 500 K"):
+    if method in ("FKC", "uncorrected", "model at 500 K", "FKC 4x particles"):
         temperature = 500.0 if method == "model at 500 K" else 300.0
+        n_particles = OVERSAMPLE * n if method == "FKC 4x particles" else n
         mol = generate(template, n, temperature=temperature, model=MODEL, seed=seed,
-                       correct=method == "FKC", n_steps=steps, fix_chirality=True)
+                       correct=method.startswith("FKC"), n_steps=steps, fix_chirality=True,
+                       n_particles=n_particles)
         a = conformer_arrays(mol)
         props = {"log_weight": a["log_weight"]}
         n_eval = mol.GetDoubleProp("fkc_score_evaluations")
         extra = {"n_resampling": mol.GetDoubleProp("fkc_n_resampling"),
                  "min_ess": mol.GetDoubleProp("fkc_min_ess"),
                  "stereo_ok_raw": mol.GetDoubleProp("fkc_stereo_ok_raw_fraction"),
-                 "n_mirrored": mol.GetDoubleProp("fkc_n_mirrored")}
+                 "n_mirrored": mol.GetDoubleProp("fkc_n_mirrored"),
+                 "n_distinct": mol.GetDoubleProp("fkc_n_distinct")}
     elif method.endswith("MMFF relax"):  # the model's conformers, MMFF-minimised
         (mol, props), info = base
         mol = Chem.Mol(mol)
@@ -133,7 +140,7 @@ def generate_all(args) -> None:
                 continue
             base = None
             if method.endswith("MMFF relax"):
-                bpath = out / f"{slug(method.split(' + ')[0])}__{mol_id}.sdf"
+                bpath = out / f"{slug(method.removesuffix(' + MMFF relax'))}__{mol_id}.sdf"
                 g, p = read_conformer_sdf(bpath)
                 base = ((g[mol_id], p[mol_id]),
                         json.loads(bpath.with_suffix(".json").read_text()))
@@ -150,10 +157,15 @@ def report(args) -> str:
     with np.load(ENERGIES) as f:
         ref_e = {k: f[k] for k in f.files}
     out = Path(args.out)
+    cache_path = out / "metrics.json"
+    cache = {} if args.recompute or not cache_path.exists() else json.loads(cache_path.read_text())
     results = {}
     for method in METHODS:
         files = sorted(out.glob(f"{slug(method)}__*.sdf"))
         if not files:
+            continue
+        if cache.get(method, {}).get("files") == [p.name for p in files]:
+            results[method] = cache[method]  # evaluated before on the same files
             continue
         gens, weights, infos = {}, {}, []
         for p in files:
@@ -168,7 +180,7 @@ def report(args) -> str:
                             ref_energies=ref_e)
         s = res["summary"]
         results[method] = {
-            "summary": s, "rows": res["rows"], "n_molecules": res["n_molecules"],
+            "files": [p.name for p in files], "summary": s, "rows": res["rows"], "n_molecules": res["n_molecules"],
             "wall_time_s": float(np.median([i["wall_time_s"] for i in infos])),
             "score_evaluations": float(np.median([i["score_evaluations"] for i in infos])),
             "n_conformers": float(np.median([i["n_conformers"] for i in infos])),
@@ -222,6 +234,9 @@ def main(argv=None) -> int:
     p.add_argument("--shard", default="0/1")
     p.add_argument("--report", action="store_true")
     p.add_argument("--readme", default=None)
+    p.add_argument("--recompute", action="store_true",
+                   help="re-evaluate every method (default: reuse metrics.json entries whose "
+                        "files are unchanged)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per process (1: shards run side by side without contention)")
     a = p.parse_args(argv)

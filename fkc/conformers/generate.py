@@ -122,7 +122,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     lw = res.log_weights.double().cpu().numpy()
     n_distinct = n
     if n_particles > n:  # keep n of the weighted particles: systematic resampling
-        idx = systematic(res.log_weights.detach().double().cpu(), gen, n_out=n).numpy()
+        idx = systematic(res.log_weights.detach(), gen, n_out=n).cpu().numpy()  # on the generator's device
         x, lw = x[idx], np.zeros(n)
         n_distinct = int(np.unique(idx).size)
     n_raw_ok, n_mirrored = stereo_fix(mol, x, apply=fix_chirality)

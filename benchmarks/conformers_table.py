@@ -50,6 +50,7 @@ from fkc.conformers.evaluate import (
     read_conformer_sdf,
     write_conformer_sdf,
 )
+from fkc.systems._md import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models/conformers-tp-T500"
@@ -164,8 +165,9 @@ def report(args) -> str:
         files = sorted(out.glob(f"{slug(method)}__*.sdf"))
         if not files:
             continue
-        if cache.get(method, {}).get("files") == [p.name for p in files]:
-            results[method] = cache[method]  # evaluated before on the same files
+        fingerprint = {p.name: file_sha256(p) for p in files}
+        if cache.get(method, {}).get("files") == fingerprint:
+            results[method] = cache[method]  # evaluated before on byte-identical files
             continue
         gens, weights, infos = {}, {}, []
         for p in files:
@@ -180,7 +182,8 @@ def report(args) -> str:
                             ref_energies=ref_e)
         s = res["summary"]
         results[method] = {
-            "files": [p.name for p in files], "summary": s, "rows": res["rows"], "n_molecules": res["n_molecules"],
+            "files": fingerprint, "summary": s, "rows": res["rows"],
+            "n_molecules": res["n_molecules"],
             "wall_time_s": float(np.median([i["wall_time_s"] for i in infos])),
             "score_evaluations": float(np.median([i["score_evaluations"] for i in infos])),
             "n_conformers": float(np.median([i["n_conformers"] for i in infos])),

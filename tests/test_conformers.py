@@ -151,8 +151,7 @@ def test_replica_exchange_crosses_the_butane_barrier():
 @pytest.fixture(scope="module")
 def tiny_conformer_model(tmp_path_factory):
     from fkc.checkpoint import Checkpoint, save_checkpoint
-    from fkc.models import build_model
-    from fkc.models import config_from_dict
+    from fkc.models import build_model, config_from_dict
     from fkc.sde import VPSDE
 
     proc = VPSDE(com_free=True)
@@ -207,7 +206,8 @@ def test_generate_with_more_particles_than_conformers(tiny_conformer_model):
     # the kept conformers are particles of the same 24-particle run (same seed), chosen by
     # systematic resampling: each appears at most ceil(8 W_i) times, and distinct ones are counted
     x_full = f["x"].reshape(24, -1)
-    idx = [int(np.flatnonzero((np.abs(x_full - xi.ravel()).max(axis=1) < 1e-6))[0]) for xi in a["x"]]
+    idx = [int(np.flatnonzero(np.abs(x_full - xi.ravel()).max(axis=1) < 1e-6)[0])
+           for xi in a["x"]]
     w = np.exp(f["log_weight"])
     counts = np.bincount(idx, minlength=24)
     assert np.all(counts <= np.ceil(8 * w) + 1e-9) and np.all(counts >= np.floor(8 * w) - 1e-9)

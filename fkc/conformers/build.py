@@ -90,8 +90,8 @@ def select_molecules(*, min_heavy: int = 8, max_heavy: int = 24, max_rotatable: 
         for f in ms.failures:
             failed.append({"source": src, "name": f.where or "", "smiles": f.smiles or "",
                            "reason": f.reason})
-        for smi, name in zip(ms.smiles, ms.names):
-            def fail(reason: str) -> None:
+        for smi, name in zip(ms.smiles, ms.names, strict=True):
+            def fail(reason: str, src=src, name=name, smi=smi) -> None:
                 failed.append({"source": src, "name": name, "smiles": smi, "reason": reason})
             try:
                 mol = mol_from_smiles(smi)

@@ -54,7 +54,7 @@ def atom_arrays(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
                       for a in m.GetAtoms()], dtype=np.float64)
     ranks = ranks / max(1.0, ranks.max())
     types, feats = [], []
-    for a, r in zip(m.GetAtoms(), ranks):
+    for a, r in zip(m.GetAtoms(), ranks, strict=True):
         sym = a.GetSymbol()
         if sym not in ELEMENTS:
             raise ValueError(f"molecule {label!r}: element {sym} (atom {a.GetIdx()}) is not "

@@ -154,7 +154,7 @@ def sample_boltzmann(mol: Chem.Mol, temperature: float, n_samples: int, *, seed:
     out_x = np.empty((n_samples, energy.n_atoms, 3))
     out_e = np.empty(n_samples)
     ps = [rng.standard_normal(x.shape) * np.sqrt(energy.masses[:, None] * kt)
-          for x, kt in zip(xs, kts)]
+          for x, kt in zip(xs, kts, strict=True)]
     for it in range(total):
         for k in range(n_replicas):
             dt = math.exp(log_dt[k])

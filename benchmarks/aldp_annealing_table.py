@@ -68,7 +68,8 @@ def main(argv=None):
     p.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), metavar="ROW")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     p.add_argument("--readme", default=None,
-                   help="with --report: write the table between <!-- aldp-table --> markers")
+                   help="with --report: write the table between <!-- MARKER --> markers")
+    p.add_argument("--marker", default="aldp-table", help="README marker name (default: %(default)s)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ def main(argv=None):
     table = report(out, args.seeds, md)
     print(table)
     if args.readme:
-        write_between_markers(args.readme, "aldp-table", table)
+        write_between_markers(args.readme, args.marker, table)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Equivariant score networks for molecules.
 
-Backbones (:class:`EGNN`, :class:`TensorProductNet`) and the energy wrapper
+Backbones (:class:`EGNN`, :class:`TensorProductNet`, :class:`FrameTransformer`) and the energy wrapper
 (:class:`EnergyScoreModel`) share one interface::
 
     # pos (n_particles, n_atoms, 3), t (n_particles,), graph: MolecularGraph
@@ -15,6 +15,7 @@ from ._base import ScoreNetwork, map_chunks
 from ._config import PARAMETERIZATIONS, BackboneConfig
 from ._egnn import EGNN, EGNNConfig, EGNNLayer
 from ._energy import EnergyConfig, EnergyScoreModel
+from ._frame_transformer import FrameTransformer, FrameTransformerConfig, canonical_frame
 from ._parameterization import AlphaSigmaProcess, edm_scalings, to_score
 from ._registry import build_model, config_from_dict
 from ._tensor_product import TensorProductConfig, TensorProductNet
@@ -29,6 +30,8 @@ __all__ = [
     "EnergyConfig",
     "EnergyScoreModel",
     "FlatBatch",
+    "FrameTransformer",
+    "FrameTransformerConfig",
     "MolecularGraph",
     "PARAMETERIZATIONS",
     "ScoreNetwork",
@@ -36,6 +39,7 @@ __all__ = [
     "TensorProductNet",
     "batch_fixed_graph",
     "build_model",
+    "canonical_frame",
     "complete_graph",
     "config_from_dict",
     "edm_scalings",

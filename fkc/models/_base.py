@@ -265,6 +265,19 @@ class ScoreNetwork(nn.Module):
         ``edge_bond: (E,)`` (0 = not bonded). Returns ``(vec (N, 3), inv (N, n_invariant))``."""
         raise NotImplementedError
 
+    def _message_edges(
+        self, x_in: torch.Tensor, flat: FlatBatch, num_graphs: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Message-passing edges ``(2, E)`` and their bond codes ``(E,)`` (0 = not bonded,
+        ``1 + bond_type``): the radius graph of ``self.cutoff`` on ``x_in`` plus all bonds
+        (complete graph for ``cutoff=None``). Backbones that attend over all pairs themselves
+        override this."""
+        cutoff = self.cutoff
+        return radius_graph(
+            x_in, flat.batch, num_graphs, math.inf if cutoff is None else cutoff,
+            flat.edge_index, flat.bond_types,
+        )
+
     @staticmethod
     def _broadcast_t(t, n: int, like: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
@@ -420,10 +433,7 @@ class ScoreNetwork(nn.Module):
             c, _ = self.condition_embedding(condition, g, generator)
             h = h + c[batch]
 
-        cutoff = self.cutoff
-        edge_index, edge_bond = radius_graph(
-            x_in, batch, g, math.inf if cutoff is None else cutoff, flat.edge_index, flat.bond_types
-        )
+        edge_index, edge_bond = self._message_edges(x_in, flat, g)
         vec, inv = self._backbone(x_in, h, edge_index, edge_bond, batch, g)
         vec = scatter_remove_com(vec.to(pos.dtype), batch, g)
         return Encoded(

@@ -16,6 +16,7 @@ from torch import nn
 from ._config import ConfigBase
 from ._egnn import EGNN, EGNNConfig
 from ._energy import EnergyConfig, EnergyScoreModel
+from ._frame_transformer import FrameTransformer, FrameTransformerConfig
 from ._parameterization import AlphaSigmaProcess
 from ._tensor_product import TensorProductConfig, TensorProductNet
 
@@ -23,6 +24,7 @@ CONFIGS: dict[str, type[ConfigBase]] = {
     EGNNConfig.name: EGNNConfig,
     TensorProductConfig.name: TensorProductConfig,
     EnergyConfig.name: EnergyConfig,
+    FrameTransformerConfig.name: FrameTransformerConfig,
 }
 
 
@@ -65,7 +67,8 @@ def build_model(
     """Build a network from a config dataclass or dict.
 
     ``build_model({"name": "egnn", "hidden": 32})`` -> :class:`EGNN`;
-    ``"tensor_product"`` -> :class:`TensorProductNet`; ``"energy"`` (with a nested ``"backbone"``
+    ``"tensor_product"`` -> :class:`TensorProductNet`; ``"frame_transformer"`` ->
+    :class:`FrameTransformer`; ``"energy"`` (with a nested ``"backbone"``
     dict) -> :class:`EnergyScoreModel`. ``process`` is passed to the backbone.
 
     dtype: build the parameters *and constant buffers* in this dtype (default: torch's default
@@ -85,6 +88,8 @@ def _build(config: ConfigBase, process: AlphaSigmaProcess | None) -> nn.Module:
         return EGNN(config, process)
     if isinstance(config, TensorProductConfig):
         return TensorProductNet(config, process)
+    if isinstance(config, FrameTransformerConfig):
+        return FrameTransformer(config, process)
     if isinstance(config, EnergyConfig):
         backbone = _build(config.backbone, process)
         return EnergyScoreModel(backbone, config.readout_hidden, config.sigma_scaling)

@@ -205,7 +205,8 @@ class LossConfig(_Section):
 
     t_min: times are drawn from ``U[t_min, 1]``; t_sampling: ``"uniform"`` (i.i.d.) or
     ``"stratified"`` (one uniform offset per batch, ``t_i = t_min + (1 - t_min)(i + u)/G``, then
-    shuffled: same marginal, lower variance); weighting: ``"eps"`` (``lambda = sigma^2``, the
+    shuffled: same marginal, lower variance) or ``"mixed"`` (half stratified in t, half
+    log-uniform in sigma/alpha: more weight on small noise; :func:`fkc.train.sample_times`); weighting: ``"eps"`` (``lambda = sigma^2``, the
     eps-prediction loss) or ``"edm"`` (Karras et al. 2022; needs ``model.sigma_data``).
     """
 
@@ -217,7 +218,7 @@ class LossConfig(_Section):
     def __post_init__(self) -> None:
         s = self._section
         self._set("t_min", _float(s, "t_min", self.t_min, 0.0, 1.0, lo_open=True, hi_open=True))
-        _choice(s, "t_sampling", self.t_sampling, ("uniform", "stratified"))
+        _choice(s, "t_sampling", self.t_sampling, ("uniform", "stratified", "mixed"))
         _choice(s, "weighting", self.weighting, ("eps", "edm"))
 
 

@@ -10,8 +10,9 @@ The per-molecule loss is
 
     l(x_0, t, eps) = lambda(t) / n_free * || s_theta(x_t, t) + eps / sigma(t) ||^2,
 
-and the training objective is ``E_t E_{x_0} E_eps l`` with ``t ~ U[t_min, 1]`` and molecules
-averaged with equal weight (whatever their size). Weightings ``lambda``:
+and the training objective is ``E_t E_{x_0} E_eps l`` with ``t ~ U[t_min, 1]`` (or the mixture of
+:func:`sample_times`, which reweights the objective towards small noise) and molecules averaged
+with equal weight (whatever their size). Weightings ``lambda``:
 
 * ``"eps"``: ``lambda = sigma^2``. Then ``l = ||sigma s_theta + eps||^2 / n_free``; for the
   eps-parameterisation (``s_theta = -eps_theta / sigma``) this is the familiar
@@ -52,19 +53,63 @@ def loss_weight(process: NoiseProcess, t: torch.Tensor, weighting: str,
     raise ValueError(f"weighting must be 'eps' or 'edm', got {weighting!r}")
 
 
-def sample_times(n: int, t_min: float, how: str, generator: torch.Generator) -> torch.Tensor:
-    """``(n,)`` float64 times with marginal ``U[t_min, 1]``: ``"uniform"`` (i.i.d.) or
-    ``"stratified"`` (``t_min + (1 - t_min)(perm(i) + u)/n`` with one ``u ~ U[0, 1)`` and a random
-    permutation). Drawn on the generator's device (CPU for the trainer)."""
+def _stratified_unit(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``(perm(i) + u) / n``: one uniform offset, a random permutation (float64, in [0, 1))."""
+    u0 = torch.rand(1, generator=generator, dtype=torch.float64)
+    perm = torch.randperm(n, generator=generator)
+    return (perm.to(torch.float64) + u0) / n
+
+
+def log_noise_to_signal(process: NoiseProcess, t: torch.Tensor) -> torch.Tensor:
+    """``log(sigma(t) / alpha(t))``, increasing in ``t`` (float64 in, float64 out)."""
+    return 0.5 * torch.log(process.sigma2(t)) - process.log_alpha(t)
+
+
+def time_of_log_nsr(process: NoiseProcess, target: torch.Tensor, t_lo: float,
+                    t_hi: float = 1.0, iters: int = 60) -> torch.Tensor:
+    """Invert :func:`log_noise_to_signal` on ``[t_lo, t_hi]`` by bisection (``(n,)`` float64;
+    60 halvings resolve t to ~1e-18, below float64 spacing)."""
+    lo = torch.full_like(target, t_lo)
+    hi = torch.full_like(target, t_hi)
+    for _ in range(iters):  # bisection steps, vectorised over the batch
+        mid = 0.5 * (lo + hi)
+        below = log_noise_to_signal(process, mid) < target
+        lo = torch.where(below, mid, lo)
+        hi = torch.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def sample_times(n: int, t_min: float, how: str, generator: torch.Generator,
+                 process: NoiseProcess | None = None) -> torch.Tensor:
+    """``(n,)`` float64 times in ``[t_min, 1]``, drawn on the generator's device (CPU).
+
+    * ``"uniform"``: i.i.d. ``U[t_min, 1]``;
+    * ``"stratified"``: ``t_min + (1 - t_min)(perm(i) + u)/n`` with one ``u ~ U[0, 1)`` and a
+      random permutation (marginal ``U[t_min, 1]``, lower variance);
+    * ``"mixed"`` (needs ``process``): the first ``ceil(n/2)`` as ``"stratified"``, the rest
+      stratified in ``lambda = log(sigma(t)/alpha(t))`` between ``lambda(t_min)`` and
+      ``lambda(1)`` (log-uniform noise-to-signal ratio), then shuffled. The second half puts
+      far more samples at small noise, where the local geometry (bond lengths, chirality) is
+      learned: for the VP linear schedule only ~2 % of ``U[0.001, 1]`` lies below
+      ``sigma = 0.1``, against ~25 % of the log-uniform half.
+    """
     if how == "uniform":
         u = torch.rand(n, generator=generator, dtype=torch.float64)
-    elif how == "stratified":
-        u0 = torch.rand(1, generator=generator, dtype=torch.float64)
-        perm = torch.randperm(n, generator=generator)
-        u = (perm.to(torch.float64) + u0) / n
+    elif how in ("stratified", "mixed"):
+        u = _stratified_unit(n, generator)
     else:
-        raise ValueError(f"t_sampling must be 'uniform' or 'stratified', got {how!r}")
-    return t_min + (1.0 - t_min) * u
+        raise ValueError(f"t_sampling must be 'uniform', 'stratified' or 'mixed', got {how!r}")
+    t = t_min + (1.0 - t_min) * u
+    if how == "mixed":
+        if process is None:
+            raise ValueError("t_sampling='mixed' needs the noise process (process=...)")
+        n_log = n // 2
+        if n_log > 0:
+            ends = log_noise_to_signal(process, torch.tensor([t_min, 1.0], dtype=torch.float64))
+            lam = ends[0] + (ends[1] - ends[0]) * _stratified_unit(n_log, generator)
+            t_log = time_of_log_nsr(process, lam, t_min).clamp(t_min, 1.0)
+            t = torch.cat([t[: n - n_log], t_log])[torch.randperm(n, generator=generator)]
+    return t
 
 
 def sample_noise(batch: GraphBatch, generator: torch.Generator) -> torch.Tensor:

@@ -283,7 +283,7 @@ class Trainer:
         cfg = self.config
         cpu_batch = self.train_data.batch(self.sampler.indices(k))
         t = sample_times(cpu_batch.num_graphs, cfg.loss.t_min, cfg.loss.t_sampling,
-                         self.noise_gen)
+                         self.noise_gen, self.process)
         eps = sample_noise(cpu_batch, self.noise_gen)
         batch = cpu_batch.to(self.device)
         lr = self.lr_at(k)

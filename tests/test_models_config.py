@@ -98,7 +98,7 @@ def test_from_dict_rejects_unknown_keys_and_names():
         config_from_dict({"name": "egnn", "hiden": 3})
     with pytest.raises(
         ValueError,
-        match=r"unknown model name 'gnn'; registered: \['egnn', 'energy', 'tensor_product'\]",
+        match=r"unknown model name 'gnn'; registered: \['egnn', 'energy', 'frame_transformer', 'tensor_product'\]",
     ):
         build_model({"name": "gnn"})
     with pytest.raises(ValueError, match="needs a 'name' key"):

@@ -7,9 +7,13 @@ Sampled D-alanine configurations are mirrored to L before the metrics (``fix_chi
 exact for a mirror-symmetric model density and the reflection-invariant force field); the table
 reports the raw L fraction before mirroring.
 
-Rows: the 800 K model sampled at 800 K (beta = 1, no annealing), and annealed to 300 K
-(beta = 8/3) with the target-score and tempered-noise SDEs, each with and without FKC; a model
-trained on 300 K MD (``--reference-model``) sampled at its own temperature; and two data rows:
+Rows (``--preset direct``): the 800 K model sampled at 800 K (beta = 1, no annealing), and
+annealed to 300 K (beta = 8/3) with the target-score and tempered-noise SDEs, each with and
+without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its own temperature.
+``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+the 450 K ladder model (``--model``) annealed to 300 K with and without FKC, and the 300 K ladder
+model (``--reference-model``, trained on those FKC samples) at its own temperature. Both add two
+data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
 interruption. Several processes can share the job list (each claims a run by creating
@@ -37,20 +41,33 @@ from _tables import finished, write_between_markers
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
-ROWS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct)
-    "800 K model, not annealed": (True, 800.0, "target", False),
-    "target-score, uncorrected": (True, TARGET_T, "target", False),
-    "target-score, FKC": (True, TARGET_T, "target", True),
-    "tempered noise, uncorrected": (True, TARGET_T, "tempered", False),
-    "tempered noise, FKC": (True, TARGET_T, "tempered", True),
-    "model trained at 300 K": (False, TARGET_T, "target", False),
+PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct)
+    "direct": {
+        "800 K model, not annealed": (True, 800.0, "target", False),
+        "target-score, uncorrected": (True, TARGET_T, "target", False),
+        "target-score, FKC": (True, TARGET_T, "target", True),
+        "tempered noise, uncorrected": (True, TARGET_T, "tempered", False),
+        "tempered noise, FKC": (True, TARGET_T, "tempered", True),
+        "model trained at 300 K": (False, TARGET_T, "target", False),
+    },
+    # the last rung of an annealing ladder: --model is the 450 K ladder model, --reference-model
+    # the 300 K ladder model (fine-tuned on the FKC samples of the 450 K one)
+    "ladder": {
+        "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
+        "ladder 450 K model -> 300 K, FKC": (True, TARGET_T, "target", True),
+        "ladder 300 K model (trained on FKC samples)": (False, TARGET_T, "target", False),
+    },
 }
+PANELS = ("target-score, uncorrected", "target-score, FKC",
+          "ladder 450 K model -> 300 K, FKC", "ladder 300 K model (trained on FKC samples)")
+ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
 
 
 def run_name(label: str, seed: int) -> str:
-    slug = label.replace(", ", "_").replace(" ", "-")
+    slug = label.replace(", ", "_").replace(" -> ", "_to_").replace(" ", "-")
+    slug = slug.replace("(", "").replace(")", "")
     return f"{slug}_seed{seed}.npz"
 
 
@@ -65,12 +82,19 @@ def main(argv=None):
     p.add_argument("--md", nargs="+", default=None,
                    help="300 K MD files (default: datasets/aldp/T300_s*.npz)")
     p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
-    p.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), metavar="ROW")
+    p.add_argument("--preset", choices=list(PRESETS), default="direct",
+                   help="rows: 'direct' (one jump 800 K -> 300 K) or 'ladder' (last rung of an "
+                        "annealing ladder; --model/--reference-model: the 450 K / 300 K ladder models)")
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="subset of the rows")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     p.add_argument("--readme", default=None,
                    help="with --report: write the table between <!-- MARKER --> markers")
     p.add_argument("--marker", default="aldp-table", help="README marker name (default: %(default)s)")
     args = p.parse_args(argv)
+    rows = PRESETS[args.preset]
+    bad = sorted(set(args.rows or ()) - set(rows))
+    if bad:
+        p.error(f"unknown rows {bad} for preset {args.preset!r}; choose from {list(rows)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -78,9 +102,9 @@ def main(argv=None):
         from fkc.annealing import anneal_to_file
 
         i, k = (int(v) for v in args.shard.split("/"))
-        jobs = [(label, seed) for seed in args.seeds for label in ROWS]
+        jobs = [(label, seed) for seed in args.seeds for label in rows]
         for j, (label, seed) in enumerate(jobs):
-            main_model, temp, noise, correct = ROWS[label]
+            main_model, temp, noise, correct = rows[label]
             model = ROOT / (args.model if main_model else args.reference_model)
             path = out / run_name(label, seed)
             if j % k != i or path.exists() or (args.rows and label not in args.rows):
@@ -103,7 +127,7 @@ def main(argv=None):
         return 0
     md = args.md or sorted(str(f) for f in (ROOT / "datasets/aldp").glob("T300_s*.npz")
                            if re.fullmatch(r"T300_s\d+\.npz", f.name))  # not T300_sub.npz
-    table = report(out, args.seeds, md)
+    table = report(out, args.seeds, md, rows)
     print(table)
     if args.readme:
         write_between_markers(args.readme, args.marker, table)
@@ -134,7 +158,7 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def report(out: Path, seeds, md_files) -> str:
+def report(out: Path, seeds, md_files, rows=ROWS) -> str:
     from fkc.io import load_samples
     from fkc.metrics import evaluate_aldp, phi_psi, ramachandran_free_energy_plot, reflect_to_l
     from fkc.systems import AlanineDipeptide, load_md, samples_in_nm
@@ -181,7 +205,7 @@ def report(out: Path, seeds, md_files) -> str:
             metrics[key] = evaluate_aldp(d800.x[idx], ref, system)
         row(f"MD 800 K (training temperature), {n_sub} frames", [metrics[key]], "–", 1)
         panels["MD 800 K"] = phi_psi(d800.x[:: max(1, len(d800.x) // 5000)], system)
-    for label in ROWS:
+    for label in rows:
         vals, evals, first = [], [], None
         for seed in seeds:
             path = out / run_name(label, seed)
@@ -199,7 +223,7 @@ def report(out: Path, seeds, md_files) -> str:
             evals.append(metrics[path.name]["score_evaluations"])
         if vals:
             row(label, vals, f"{int(np.mean(evals)):,}", len(vals))
-            if label in ("target-score, uncorrected", "target-score, FKC"):
+            if label in PANELS:
                 x = samples_in_nm(first.x, first.metadata)
                 x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
                 panels[label] = phi_psi(x, system)

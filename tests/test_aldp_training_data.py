@@ -193,3 +193,66 @@ def test_train_anneal_trajectory_evaluate_workflow(tmp_path, md_file, capsys):
         from fkc.systems import samples_in_nm
 
         samples_in_nm(s.x, {})
+
+
+def _sample_file(path, x_angstrom, log_weights, temperature=300.0, system="aldp"):
+    meta = {"system": system, "temperature": temperature, "length_unit": "angstrom",
+            "training_temperature": 800.0, "beta": 800.0 / temperature, "seed": 0,
+            "correct": True, "model": "m"}  # fmt: skip
+    np.savez(path, x=np.asarray(x_angstrom, np.float32), log_weights=np.asarray(log_weights),
+             metadata=np.array(json.dumps(meta)))  # fmt: skip
+    return path
+
+
+def test_training_set_from_samples_resamples_weighted_particles(tmp_path, md_file, capsys):
+    """Uniform weights keep the particles; skewed weights become equally weighted duplicates in
+    proportion to the weights (systematic resampling); energies match OpenMM; the file loads."""
+    from fkc.systems import aldp_training_set_from_samples, load_md
+
+    frames = load_md(md_file).x * 10.0  # nm -> angstrom, (10, 22, 3)
+    a = _sample_file(tmp_path / "a.npz", frames[:4], np.zeros(4))
+    lw = np.log(np.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]) + 1e-300)
+    b = _sample_file(tmp_path / "b.npz", frames[4:], lw)
+    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz", seed=1)
+    with np.load(out) as f:
+        x, e, meta = f["x"], f["energy"], json.loads(str(f["metadata"]))
+        assert float(f["temperature"]) == 300.0 and str(f["length_unit"]) == "angstrom"
+    assert x.shape == (10, 22, 3)
+    np.testing.assert_array_equal(x[:4], frames[:4].astype(np.float32))
+    # systematic resampling of 6 with weights (1/2, 1/4, 1/4): exactly 3, 1 or 2, 1 or 2 copies
+    copies = [int(np.all(x[4:] == frames[4 + k].astype(np.float32), axis=(1, 2)).sum())
+              for k in range(6)]  # fmt: skip
+    assert copies[0] == 3 and copies[1] + copies[2] == 3 and copies[1] >= 1 and copies[2] >= 1
+    assert copies[3:] == [0, 0, 0]
+    np.testing.assert_allclose(e, AlanineDipeptide().energy(to_nm(x.astype(np.float64))),
+                               rtol=1e-5, atol=1e-3)  # fmt: skip
+    assert [s["resampled"] for s in meta["samples"]] == [False, True]
+    assert [s["unique"] for s in meta["samples"]] == [4, 3]
+    ds = PointCloudDataset.from_npz(out)
+    assert len(ds) == 10 and ds.metadata["temperature"] == 300.0
+    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz")]) == 0
+    assert "10 frames (7 distinct) at 300 K" in capsys.readouterr().out
+
+
+def test_training_set_from_samples_errors(tmp_path, md_file):
+    from fkc.systems import aldp_training_set_from_samples, load_md
+
+    frames = load_md(md_file).x * 10.0
+    a = _sample_file(tmp_path / "a.npz", frames[:2], np.zeros(2))
+    with pytest.raises(ValueError, match="at least one sample file"):
+        aldp_training_set_from_samples([], tmp_path / "t.npz")
+    c = _sample_file(tmp_path / "c.npz", frames[:2], np.zeros(2), temperature=450.0)
+    with pytest.raises(ValueError, match="different temperatures"):
+        aldp_training_set_from_samples([a, c], tmp_path / "t.npz")
+    d = _sample_file(tmp_path / "d.npz", frames[:2, :13], np.zeros(2), system="lj13")
+    with pytest.raises(ValueError, match="system 'lj13', not 'aldp'"):
+        aldp_training_set_from_samples([d], tmp_path / "t.npz")
+    bad = frames[:2].copy()
+    bad[1, 3, 0] = np.nan
+    e = _sample_file(tmp_path / "e.npz", bad, np.zeros(2))
+    with pytest.raises(ValueError, match="non-finite coordinates in 1 of 2"):
+        aldp_training_set_from_samples([e], tmp_path / "t.npz")
+    f = _sample_file(tmp_path / "f.npz", frames[:2], np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match="log_weights must be finite"):
+        aldp_training_set_from_samples([f], tmp_path / "t.npz")
+    assert not (tmp_path / "t.npz").exists()

@@ -253,6 +253,40 @@ def test_resume_after_crash_is_bitwise_identical(tmp_path, case):
     assert steps == [2, 4, 6, 8, 10, 12]
 
 
+def test_init_from_fine_tunes_from_the_ema_weights(tmp_path):
+    """init_from starts the network and its EMA from the source's EMA weights (so the first
+    validation loss equals the source's last EMA loss); optimizer and step start fresh; the
+    source is recorded; a different model config or process is an error naming the field."""
+    data, valid = _gaussian_clouds(40), _gaussian_clouds(9, seed=1)
+    src = _run(tmp_path / "a", data, valid)
+    src_ck = load_checkpoint(src.last_checkpoint)
+    trainer = Trainer(_config(tmp_path / "b", init_from=str(src.last_checkpoint)),
+                      train_data=data, valid_data=valid, progress=False)  # fmt: skip
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, src_ck.ema_state[k])
+    assert trainer.step == 0 and not trainer.optimizer.state
+    fine = _run(tmp_path / "b", data, valid, init_from=str(src.last_checkpoint))
+    assert fine.valid[0]["valid_loss_ema"] == pytest.approx(src.valid[-1]["valid_loss_ema"], rel=1e-12)
+    fresh = _run(tmp_path / "c", data, valid)
+    assert fine.valid[0]["valid_loss_ema"] != pytest.approx(fresh.valid[0]["valid_loss_ema"], rel=1e-3)
+    ck = load_checkpoint(fine.last_checkpoint)
+    assert ck.metadata["init_from"]["step"] == 12
+    assert ck.metadata["init_from"]["path"] == str(src.last_checkpoint)
+    assert ck.train_config["init_from"] == str(src.last_checkpoint)
+    with pytest.raises(ConfigError, match=r"model config differs from model: in hidden \(8 vs 16\)"):
+        Trainer(_config(tmp_path / "d", init_from=str(src.last_checkpoint),
+                        **{"model.hidden": 16}), train_data=data, progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="noise process .* differs"):
+        Trainer(_config(tmp_path / "d", init_from=str(src.last_checkpoint),
+                        **{"process": {"type": "vp", "beta_max": 10.0}}),
+                train_data=data, progress=False)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        Trainer(_config(tmp_path / "d", init_from=str(tmp_path / "nope.safetensors")),
+                train_data=data, progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="config.init_from must be a non-empty string"):
+        _config(tmp_path / "d", init_from="")
+
+
 def test_sigint_stops_with_checkpoint_and_resumes(tmp_path):
     data, valid = _gaussian_clouds(40), _gaussian_clouds(9, seed=1)
     full = _run(tmp_path / "full", data, valid)

@@ -8,7 +8,8 @@ Public API:
     reference (module): generate_reference, load_reference (``python -m fkc.systems.reference``)
     AlanineDipeptide (OpenMM energies/forces; needs ``pip install -e '.[md]'``), MOLAR_GAS_CONSTANT
     MDConfig, MDData, run_md, load_md, subsample_md, benchmark_md, write_sha256sums, write_topology_pdb
-    aldp_training_set, aldp_graph_arrays, to_nm, samples_in_nm, save_trajectory (angstrom training
+    aldp_training_set, aldp_training_set_from_samples (annealing ladder), aldp_graph_arrays, to_nm,
+    samples_in_nm, save_trajectory (angstrom training
     files with the molecular graph; samples back to nm and to DCD/PDB)
     aldp_md (module): the alanine-dipeptide MD data recipe (``python -m fkc.systems.aldp_md``)
     testing (module): helpers to check energies/forces of your own systems
@@ -19,6 +20,7 @@ from fkc.systems._aldp import MOLAR_GAS_CONSTANT, AlanineDipeptide
 from fkc.systems._aldp_data import (
     aldp_graph_arrays,
     aldp_training_set,
+    aldp_training_set_from_samples,
     samples_in_nm,
     save_trajectory,
     to_nm,
@@ -55,6 +57,7 @@ __all__ = [
     "System",
     "aldp_graph_arrays",
     "aldp_training_set",
+    "aldp_training_set_from_samples",
     "benchmark_md",
     "compare_runs",
     "diagnostics",

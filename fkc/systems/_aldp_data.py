@@ -29,7 +29,7 @@ import numpy as np
 from fkc.systems._aldp import AlanineDipeptide
 
 __all__ = ["ANGSTROM_PER_NM", "BOND_PAIRS", "ELEMENTS", "TRAJECTORY_FORMATS",
-           "aldp_graph_arrays", "aldp_training_set", "samples_in_nm", "save_trajectory",
+           "aldp_graph_arrays", "aldp_training_set", "aldp_training_set_from_samples", "samples_in_nm", "save_trajectory",
            "to_nm"]  # fmt: skip
 
 ANGSTROM_PER_NM = 10.0
@@ -108,6 +108,83 @@ def aldp_training_set(
         **aldp_graph_arrays(),
         "metadata": np.array(json.dumps({"sources": sources, "stride": stride,
                                          "max_frames": max_frames,
+                                         "elements": list(ELEMENTS),
+                                         "bond_pairs": ["-".join(p) for p in BOND_PAIRS]})),
+    }  # fmt: skip
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_savez(out, arrays)
+    return out
+
+
+def aldp_training_set_from_samples(
+    sample_files: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    system: AlanineDipeptide | None = None,
+) -> Path:
+    """Write FKC samples (``fkc anneal`` outputs) as a training file at ``out``.
+
+    The step of an annealing ladder (PITA-style, Akhound-Sadegh et al. 2025): samples at ``T``
+    from a model trained at a higher temperature become the training data of a model at ``T``.
+    Each file's particles ``x`` ``(n, 22, 3)`` with final ``log_weights`` ``(n,)`` become ``n``
+    equally weighted frames: unchanged if the weights are uniform (the sampler resampled last),
+    otherwise by systematic resampling (seeded by ``seed`` and the file's position), so duplicates
+    carry the weights. Energies (kJ/mol) are evaluated with OpenMM for the record.
+
+    All files must come from alanine-dipeptide models and share one target temperature (else
+    ``ValueError`` naming them); non-finite positions raise. The write is atomic.
+    """
+    import torch
+
+    from fkc.smc.resampling import systematic
+    from fkc.systems._md import _atomic_savez, file_sha256
+
+    if not sample_files:
+        raise ValueError("aldp_training_set_from_samples needs at least one sample file")
+    system = system or AlanineDipeptide()
+    xs, sources, temps = [], [], {}
+    for i, f in enumerate(map(Path, sample_files)):
+        with np.load(f) as d:
+            if "x" not in d.files or "metadata" not in d.files:
+                raise ValueError(f"{f}: not an fkc sample file (needs arrays 'x' and 'metadata')")
+            meta = json.loads(str(d["metadata"]))
+            x = np.asarray(d["x"], dtype=np.float64)
+            lw = np.asarray(d["log_weights"], dtype=np.float64) if "log_weights" in d.files \
+                else np.zeros(x.shape[0])  # fmt: skip
+        if meta.get("system") != "aldp":
+            raise ValueError(f"{f}: samples of system {meta.get('system')!r}, not 'aldp'")
+        if "temperature" not in meta:
+            raise ValueError(f"{f}: metadata has no target 'temperature'")
+        temps[str(f)] = float(meta["temperature"])
+        x_nm = samples_in_nm(x, meta)
+        system.check_positions(x_nm, f"{f}: x")
+        if lw.shape != (x.shape[0],) or not np.all(np.isfinite(lw)):
+            raise ValueError(f"{f}: log_weights must be finite with shape ({x.shape[0]},), "
+                             f"got shape {lw.shape}")  # fmt: skip
+        resampled = bool(np.ptp(lw) > 1e-9)
+        if resampled:
+            g = torch.Generator().manual_seed(int(seed) * 1000 + i)
+            idx = systematic(torch.from_numpy(lw), g).numpy()
+            x_nm = x_nm[idx]
+        xs.append(x_nm)
+        sources.append({"file": f.name, "sha256": file_sha256(f), "frames": int(x.shape[0]),
+                        "unique": int(len(np.unique(x_nm.reshape(len(x_nm), -1), axis=0))),
+                        "resampled": resampled, "model": meta.get("model"),
+                        "training_temperature": meta.get("training_temperature"),
+                        "beta": meta.get("beta"), "seed": meta.get("seed"),
+                        "correct": meta.get("correct")})  # fmt: skip
+    if len(set(temps.values())) != 1:
+        raise ValueError(f"sample files at different temperatures: {temps}")
+    x_nm = np.concatenate(xs)
+    arrays = {
+        "x": (x_nm * ANGSTROM_PER_NM).astype(np.float32),
+        "energy": system.energy(x_nm),
+        "temperature": np.array(next(iter(temps.values()))),
+        "length_unit": np.array("angstrom"),
+        **aldp_graph_arrays(system),
+        "metadata": np.array(json.dumps({"samples": sources, "seed": seed,
                                          "elements": list(ELEMENTS),
                                          "bond_pairs": ["-".join(p) for p in BOND_PAIRS]})),
     }  # fmt: skip

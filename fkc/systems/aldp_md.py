@@ -10,6 +10,9 @@ Commands:
 * ``check FILE.npz ... [--json PATH] [--markdown PATH]``: convergence report.
 * ``training-set FILE.npz ... --out TRAIN.npz [--stride 1 --max-frames N]``: score-model training
   file (angstrom + molecular graph, :func:`fkc.systems.aldp_training_set`).
+* ``training-set-from-samples SAMPLES.npz ... --out TRAIN.npz [--seed 0]``: FKC samples (``fkc
+  anneal`` outputs at one temperature) as a training file, for an annealing ladder
+  (:func:`fkc.systems.aldp_training_set_from_samples`).
 * ``subsample FILE.npz ... --every N --out SMALL.npz``: pooled every-N-th frames (shipped files).
 * ``checksums DIR [--verify]``: write (or verify) ``DIR/SHA256SUMS``.
 * ``speed --temperature 300 [--platform Reference] [--steps 20000]``: measured ns/day.
@@ -39,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from fkc.systems._aldp import MOLAR_GAS_CONSTANT, AlanineDipeptide
-from fkc.systems._aldp_data import aldp_training_set
+from fkc.systems._aldp_data import aldp_training_set, aldp_training_set_from_samples
 from fkc.systems._md import (
     MDConfig,
     benchmark_md,
@@ -314,6 +317,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ts.add_argument("--stride", type=int, default=1)
     ts.add_argument("--max-frames", type=int, default=None, help="per file, after striding")
 
+    tf = sub.add_parser("training-set-from-samples",
+                        help="FKC samples of one temperature as a training file (annealing ladder)")
+    tf.add_argument("files", nargs="+", help="fkc anneal output .npz files")
+    tf.add_argument("--out", required=True)
+    tf.add_argument("--seed", type=int, default=0, help="seeds resampling of weighted samples")
+
     ss = sub.add_parser("subsample", help="every N-th frame of MD files, pooled (shipped data)")
     ss.add_argument("files", nargs="+")
     ss.add_argument("--every", type=int, required=True)
@@ -351,6 +360,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                                 max_frames=args.max_frames)  # fmt: skip
         with np.load(out) as f:
             print(f"{out}: {f['x'].shape[0]} frames at {float(f['temperature']):g} K (angstrom)")
+    elif args.command == "training-set-from-samples":
+        out = aldp_training_set_from_samples(args.files, args.out, seed=args.seed)
+        with np.load(out) as f:
+            meta = json.loads(str(f["metadata"]))
+            n_unique = sum(m["unique"] for m in meta["samples"])
+            print(f"{out}: {f['x'].shape[0]} frames ({n_unique} distinct) at "
+                  f"{float(f['temperature']):g} K (angstrom)")
     elif args.command == "subsample":
         d = subsample_md(args.files, args.out, args.every)
         print(f"{args.out}: {d.n_frames} frames at {d.temperature:g} K")

@@ -8,6 +8,7 @@ A YAML file has these top-level sections (every key optional unless marked *requ
     dtype: float32                    # float32 | float64 (network and data)
     num_threads: null                 # torch.set_num_threads during training (null: unchanged)
     metadata: {system: lj13, training_temperature: 2.0}   # stored in every checkpoint
+    init_from: null                   # fine-tune: start from this checkpoint's (EMA) weights
     process: {type: vp, beta_min: 0.1, beta_max: 20.0, schedule: linear}   # VPSDE (default) / ve
     model: {name: egnn, hidden: 64, ...}  # required; fkc.models config (config_from_dict)
     data:   {kind: point_cloud, train: path.npz, valid: path.npz, ...}     # DataConfig
@@ -317,9 +318,10 @@ class TrainConfig:
     dtype: str = "float32"
     num_threads: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
 
-    _TOP = ("output_dir", "seed", "device", "dtype", "num_threads", "metadata", "process",
-            "model", "data", "loss", "optim", "train")
+    _TOP = ("output_dir", "seed", "device", "dtype", "num_threads", "metadata", "init_from",
+            "process", "model", "data", "loss", "optim", "train")
 
     def __post_init__(self) -> None:
         _str("config", "output_dir", self.output_dir)
@@ -327,6 +329,7 @@ class TrainConfig:
         _str("config", "device", self.device)
         _choice("config", "dtype", self.dtype, _DTYPES)
         _int("config", "num_threads", self.num_threads, 1, none=True)
+        object.__setattr__(self, "init_from", _str("config", "init_from", self.init_from, none=True))
         if not isinstance(self.metadata, dict) or any(not isinstance(k, str) for k in self.metadata):
             raise ConfigError(f"metadata must be a mapping with string keys, got {self.metadata!r}")
         try:
@@ -368,7 +371,7 @@ class TrainConfig:
             if k not in d:
                 raise ConfigError(f"missing required key {k}")
         kw = {k: v for k, v in d.items() if k in ("output_dir", "seed", "device", "dtype",
-                                                  "num_threads")}
+                                                  "num_threads", "init_from")}
         if "metadata" in d:
             kw["metadata"] = {} if d["metadata"] is None else d["metadata"]
         proc = d.get("process") or {}
@@ -408,7 +411,7 @@ class TrainConfig:
             "loss": self.loss.to_dict(),
             "optim": self.optim.to_dict(),
             "train": self.train.to_dict(),
-        }
+        } | ({} if self.init_from is None else {"init_from": self.init_from})
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

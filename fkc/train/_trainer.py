@@ -21,11 +21,17 @@ Files in ``output_dir``: ``config.yaml`` (the resolved config), ``log.jsonl`` (o
 log/validation event), ``last.safetensors`` (full, resumable checkpoint, every
 ``checkpoint_every`` steps and at the end), ``best.safetensors`` (weights at the lowest EMA
 validation loss; not resumable).
+
+Fine-tuning: with ``init_from`` set in the config, the network and its EMA copy start from the EMA
+weights of that checkpoint (which must hold the same model config and noise process); the
+optimizer, step counter, learning-rate schedule and generators start fresh. The source is recorded
+in the metadata (``init_from``: path, step, file SHA-256).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import signal
@@ -48,6 +54,7 @@ from ..checkpoint import (
     atomic_write_bytes,
     check_state_dict,
     load_checkpoint,
+    process_to_dict,
     save_checkpoint,
 )
 from ..models import build_model
@@ -167,6 +174,8 @@ class Trainer:
             torch.manual_seed(derive_seed(config.seed, "init"))
             model = build_model(config.model, self.process, dtype=self.dtype)
         self.model: nn.Module = model.to(self.device).train()
+        if config.init_from is not None:
+            self.metadata["init_from"] = self._init_weights(config.init_from)
         self.ema = EMA(self.model, config.train.ema_decay, config.train.ema_warmup)
         oc = config.optim
         self.optimizer = torch.optim.AdamW(
@@ -202,6 +211,31 @@ class Trainer:
             idx = torch.sort(torch.randperm(len(ds), generator=g)[:n_keep]).values
             ds = ds.subset(idx)
         return ds
+
+    def _init_weights(self, path: str) -> dict[str, Any]:
+        """Load the EMA (else training) weights of checkpoint ``path`` into ``self.model``."""
+        if "init_from" in self.config.metadata:
+            raise ConfigError("metadata.init_from is reserved (filled in by the trainer)")
+        ckpt = load_checkpoint(path)
+        mine = self.config.model.to_dict()
+        if ckpt.model_config != mine:
+            diff = sorted(k for k in set(mine) | set(ckpt.model_config)
+                          if mine.get(k) != ckpt.model_config.get(k))
+            raise ConfigError(
+                f"init_from {path}: its model config differs from model: in "
+                + "; ".join(f"{k} ({ckpt.model_config.get(k)!r} vs {mine.get(k)!r})" for k in diff)
+            )
+        if process_to_dict(ckpt.process) != process_to_dict(self.process):
+            raise ConfigError(
+                f"init_from {path}: its noise process {process_to_dict(ckpt.process)} differs "
+                f"from process: {process_to_dict(self.process)}"
+            )
+        state = ckpt.ema_state if ckpt.ema_state is not None else ckpt.model_state
+        check_state_dict(self.model, state, f"init_from {path}")
+        self.model.load_state_dict(state)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return {"path": str(path), "step": ckpt.step, "file_sha256": digest,
+                "training_temperature": ckpt.metadata.get("training_temperature")}
 
     def _check_data(self, ds, what: str) -> None:
         mc = self.config.model

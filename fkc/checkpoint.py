@@ -51,6 +51,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "atomic_write_bytes",
+    "export_weights",
     "load_checkpoint",
     "process_from_dict",
     "process_to_dict",
@@ -209,6 +210,21 @@ class Checkpoint:
         if device is not None:
             model.to(device)
         return model.eval()
+
+
+def export_weights(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the weights of checkpoint ``src`` without optimizer and RNG state to ``dst``.
+
+    The result (``model.safetensors`` in a model folder, the first name :func:`fkc.anneal` and
+    ``fkc anneal --model FOLDER`` look for) holds the trained and EMA weights, config, metadata
+    and history: enough to sample or to fine-tune (``init_from``), not to resume; about half the
+    size of a full AdamW checkpoint. ``src`` is verified first; the write is atomic.
+    """
+    ckpt = load_checkpoint(src)
+    if Path(dst).resolve() == Path(src).resolve():
+        raise ValueError(f"export_weights: dst must differ from src, got {dst}")
+    out = dataclasses.replace(ckpt, optimizer_state=None, rng_states={}, path=None)
+    return save_checkpoint(dst, out)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

@@ -5,8 +5,8 @@ from _nb import code, md, write
 md(r"""
 # Alanine dipeptide: from 800 K to 300 K with FKC
 
-A chirality-aware tensor-product score model (`models/aldp-tp-T800`) was trained on Langevin MD of
-alanine dipeptide at $T_{train} = 800$ K (AMBER ff99SB + OBC implicit water, OpenMM). It represents
+A canonical-frame transformer score model (`models/aldp-ft-T800`: SE(3)-equivariant and chiral by
+construction, conditioned on the molecular graph) was trained on Langevin MD of alanine dipeptide at $T_{train} = 800$ K (AMBER ff99SB + OBC implicit water, OpenMM). It represents
 $q \propto e^{-E/k_B T_{train}}$; the 300 K Boltzmann density is $q^\beta$ with
 $\beta = 800/300 \approx 2.67$. We sample it with the Feynman–Kac corrected sampler
 (`fkc.anneal(expert, beta)`, target-score SDE) and with the uncorrected sampler (same drift,
@@ -34,7 +34,7 @@ from fkc.systems import AlanineDipeptide, load_md, samples_in_nm, save_trajector
 
 torch.set_num_threads(1)
 ROOT = Path.cwd() if (Path.cwd() / "models").exists() else Path.cwd().parent
-expert = ScoreModelExpert.from_checkpoint(ROOT / "models/aldp-tp-T800/last.safetensors")
+expert = ScoreModelExpert.from_checkpoint(ROOT / "models/aldp-ft-T800/last.safetensors")
 T_train, T = expert.metadata["training_temperature"], 300.0
 beta = T_train / T
 N, STEPS = 64, 100            # CI size; the README table uses more particles and steps
@@ -74,11 +74,10 @@ print(f"{'MD 300 K':<26}" + " " * 52 + "".join(
     f"{m[c + '_reference']:>13.3f}" for c in cols[4:]))
 """)
 md(r"""
-`chirality_L` is the raw fraction of L samples. The network has odd-parity channels and can tell
-L from D, but this small model has not learned the handedness well, so the metrics are computed
-after mirroring D samples to L (`fix_chirality=True`, `fkc.metrics.reflect_to_l`): the force
-field is reflection invariant, so this folds the model's density onto the L half without changing
-energies.
+`chirality_L` is the raw fraction of L samples. The network works in the right-handed frame of
+Cα, C and N, so a mirror image is a different input and the model has learned the L handedness
+(raw L fraction 1.0). The metrics mirror any D sample to L (`fix_chirality=True`,
+`fkc.metrics.reflect_to_l`; the force field is reflection invariant), which changes nothing here.
 
 ## Ramachandran free-energy maps
 

@@ -195,25 +195,26 @@ def test_train_anneal_trajectory_evaluate_workflow(tmp_path, md_file, capsys):
         samples_in_nm(s.x, {})
 
 
-def _sample_file(path, x_angstrom, log_weights, temperature=300.0, system="aldp"):
+def _sample_file(path, x_angstrom, log_weights, temperature=300.0, system="aldp", log_z=0.0,
+                 model="m", correct=True):
     meta = {"system": system, "temperature": temperature, "length_unit": "angstrom",
             "training_temperature": 800.0, "beta": 800.0 / temperature, "seed": 0,
-            "correct": True, "model": "m"}  # fmt: skip
+            "correct": correct, "model": model, "noise": "target", "n_steps": 200}  # fmt: skip
     np.savez(path, x=np.asarray(x_angstrom, np.float32), log_weights=np.asarray(log_weights),
-             metadata=np.array(json.dumps(meta)))  # fmt: skip
+             log_z=np.float64(log_z), metadata=np.array(json.dumps(meta)))  # fmt: skip
     return path
 
 
 def test_training_set_from_samples_resamples_weighted_particles(tmp_path, md_file, capsys):
-    """Uniform weights keep the particles; skewed weights become equally weighted duplicates in
-    proportion to the weights (systematic resampling); energies match OpenMM; the file loads."""
+    """pool='equal': uniform weights keep the particles; skewed weights become equally weighted
+    duplicates in proportion to the weights (systematic resampling); energies match OpenMM."""
     from fkc.systems import aldp_training_set_from_samples, load_md
 
     frames = load_md(md_file).x * 10.0  # nm -> angstrom, (10, 22, 3)
     a = _sample_file(tmp_path / "a.npz", frames[:4], np.zeros(4))
     lw = np.log(np.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]) + 1e-300)
     b = _sample_file(tmp_path / "b.npz", frames[4:], lw)
-    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz", seed=1)
+    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz", pool="equal", seed=1)
     with np.load(out) as f:
         x, e, meta = f["x"], f["energy"], json.loads(str(f["metadata"]))
         assert float(f["temperature"]) == 300.0 and str(f["length_unit"]) == "angstrom"
@@ -226,12 +227,44 @@ def test_training_set_from_samples_resamples_weighted_particles(tmp_path, md_fil
     assert copies[3:] == [0, 0, 0]
     np.testing.assert_allclose(e, AlanineDipeptide().energy(to_nm(x.astype(np.float64))),
                                rtol=1e-5, atol=1e-3)  # fmt: skip
-    assert [s["resampled"] for s in meta["samples"]] == [False, True]
     assert [s["unique"] for s in meta["samples"]] == [4, 3]
+    assert [s["kept"] for s in meta["samples"]] == [4, 6]
     ds = PointCloudDataset.from_npz(out)
     assert len(ds) == 10 and ds.metadata["temperature"] == 300.0
-    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz")]) == 0
+    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz"),
+                 "--pool", "equal"]) == 0  # fmt: skip
     assert "10 frames (7 distinct) at 300 K" in capsys.readouterr().out
+
+
+def test_training_set_from_samples_weights_runs_by_their_normaliser(tmp_path, md_file, capsys):
+    """pool='z': run r gets mass Z_r / sum Z (here 3/4 and 1/4 of 8 frames: 6 and 2 exactly with
+    systematic resampling); equal pooling would give 4 and 4."""
+    from fkc.systems import aldp_training_set_from_samples, load_md
+
+    frames = load_md(md_file).x * 10.0
+    a = _sample_file(tmp_path / "a.npz", frames[:4], np.zeros(4), log_z=np.log(3.0) + 5.0)
+    b = _sample_file(tmp_path / "b.npz", frames[4:8], np.zeros(4), log_z=5.0)
+    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz")
+    with np.load(out) as f:
+        x, meta = f["x"], json.loads(str(f["metadata"]))
+    assert [s["kept"] for s in meta["samples"]] == [6, 2]
+    assert [s["run_weight"] for s in meta["samples"]] == pytest.approx([0.75, 0.25])
+    assert meta["effective_runs"] == pytest.approx(1 / (0.75**2 + 0.25**2))
+    from_a = [int(np.all(x == frames[k].astype(np.float32), axis=(1, 2)).sum()) for k in range(4)]
+    assert sorted(from_a) == [1, 1, 2, 2]  # 1.5 copies each: floor or ceil
+    with np.load(aldp_training_set_from_samples([a, b], tmp_path / "e.npz", pool="equal")) as f:
+        assert [s["kept"] for s in json.loads(str(f["metadata"]))["samples"]] == [4, 4]
+    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz")]) == 0
+    assert "effective runs 1.60 of 2" in capsys.readouterr().out
+    # Z-pooling needs FKC runs of one setup
+    c = _sample_file(tmp_path / "c.npz", frames[:2], np.zeros(2), model="other")
+    with pytest.raises(ValueError, match="one model, beta, noise and step count"):
+        aldp_training_set_from_samples([a, c], tmp_path / "t2.npz")
+    u = _sample_file(tmp_path / "u.npz", frames[:2], np.zeros(2), correct=False)
+    with pytest.raises(ValueError, match="pool='z' needs FKC runs .*correct=False"):
+        aldp_training_set_from_samples([u], tmp_path / "t2.npz")
+    with pytest.raises(ValueError, match="pool must be 'z' or 'equal', got 'mean'"):
+        aldp_training_set_from_samples([a], tmp_path / "t2.npz", pool="mean")
 
 
 def test_training_set_from_samples_errors(tmp_path, md_file):

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from fkc.checkpoint import (
     Checkpoint,
     CheckpointError,
+    export_weights,
     load_checkpoint,
     process_from_dict,
     process_to_dict,
@@ -81,6 +82,26 @@ def test_round_trip_identical_outputs(tmp_path, dtype):
     ref = _model(dtype).eval()
     ref.load_state_dict(ckpt.ema_state)
     assert torch.equal(ema_model(pos, t, graph), ref(pos, t, graph))
+
+
+def test_export_weights_drops_optimizer_state_only(tmp_path):
+    model = _model().eval()
+    ckpt = _checkpoint(model)
+    src = save_checkpoint(tmp_path / "last.safetensors", ckpt)
+    dst = export_weights(src, tmp_path / "model.safetensors")
+    back = load_checkpoint(dst)
+    assert not back.resumable and back.optimizer_state is None and back.rng_states == {}
+    assert back.step == 7 and back.metadata == ckpt.metadata and back.train_config == {"seed": 1}
+    for k, v in ckpt.ema_state.items():
+        assert torch.equal(back.ema_state[k], v) and torch.equal(back.model_state[k],
+                                                                 ckpt.model_state[k])
+    assert os.path.getsize(dst) < os.path.getsize(src)
+    with pytest.raises(ValueError, match="dst must differ from src"):
+        export_weights(src, src)
+    (tmp_path / "bad.safetensors").write_bytes(b"junk" * 10)
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        export_weights(tmp_path / "bad.safetensors", tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_energy_model_round_trip(tmp_path):

@@ -121,6 +121,7 @@ def aldp_training_set_from_samples(
     sample_files: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
+    pool: str = "z",
     seed: int = 0,
     system: AlanineDipeptide | None = None,
 ) -> Path:
@@ -128,24 +129,36 @@ def aldp_training_set_from_samples(
 
     The step of an annealing ladder (PITA-style, Akhound-Sadegh et al. 2025): samples at ``T``
     from a model trained at a higher temperature become the training data of a model at ``T``.
-    Each file's particles ``x`` ``(n, 22, 3)`` with final ``log_weights`` ``(n,)`` become ``n``
-    equally weighted frames: unchanged if the weights are uniform (the sampler resampled last),
-    otherwise by systematic resampling (seeded by ``seed`` and the file's position), so duplicates
-    carry the weights. Energies (kJ/mol) are evaluated with OpenMM for the record.
+    The ``R`` files hold particles ``x_{r,i}`` ``(n_r, 22, 3)`` with final log-weights
+    ``log w_{r,i}`` (uniform if the sampler resampled last) and, for FKC runs, the log-normaliser
+    estimate ``log Z_r``. The output holds ``N = sum_r n_r`` equally weighted frames drawn by
+    systematic resampling (seeded by ``seed``) from the mixture weights
 
-    All files must come from alanine-dipeptide models and share one target temperature (else
-    ``ValueError`` naming them); non-finite positions raise. The write is atomic.
+    * ``pool="z"``: ``W_{r,i} ∝ Z_r w_{r,i} / sum_j w_{r,j}``. SMC's ``Z_r * (weighted empirical
+      measure of run r)`` is an unbiased estimate of the unnormalised target measure (Del Moral
+      2004), so this ratio estimator is consistent as the number of runs grows, whereas equal
+      pooling keeps each run's selection bias (at a large beta step single runs of ~1000
+      particles put very different masses on the basins). Needs FKC files of one model, beta,
+      noise and step count (else ``ValueError`` naming the difference);
+    * ``pool="equal"``: ``W_{r,i} ∝ w_{r,i} / sum_j w_{r,j}`` (each run counts ``n_r``).
+
+    Energies (kJ/mol) are evaluated with OpenMM for the record; the metadata lists per file its
+    frames, distinct frames kept, run weight and ``log Z``, and the effective number of runs
+    ``(sum_r Z_r)^2 / sum_r Z_r^2``. All files must be alanine-dipeptide samples at one target
+    temperature; non-finite positions or weights raise ``ValueError`` naming the file. Atomic.
     """
     import torch
 
     from fkc.smc.resampling import systematic
     from fkc.systems._md import _atomic_savez, file_sha256
 
+    if pool not in ("z", "equal"):
+        raise ValueError(f"pool must be 'z' or 'equal', got {pool!r}")
     if not sample_files:
         raise ValueError("aldp_training_set_from_samples needs at least one sample file")
     system = system or AlanineDipeptide()
-    xs, sources, temps = [], [], {}
-    for i, f in enumerate(map(Path, sample_files)):
+    xs, lws, log_z, sources, temps, setups = [], [], [], [], {}, {}
+    for f in map(Path, sample_files):
         with np.load(f) as d:
             if "x" not in d.files or "metadata" not in d.files:
                 raise ValueError(f"{f}: not an fkc sample file (needs arrays 'x' and 'metadata')")
@@ -153,6 +166,7 @@ def aldp_training_set_from_samples(
             x = np.asarray(d["x"], dtype=np.float64)
             lw = np.asarray(d["log_weights"], dtype=np.float64) if "log_weights" in d.files \
                 else np.zeros(x.shape[0])  # fmt: skip
+            lz = float(d["log_z"]) if "log_z" in d.files else None
         if meta.get("system") != "aldp":
             raise ValueError(f"{f}: samples of system {meta.get('system')!r}, not 'aldp'")
         if "temperature" not in meta:
@@ -163,30 +177,45 @@ def aldp_training_set_from_samples(
         if lw.shape != (x.shape[0],) or not np.all(np.isfinite(lw)):
             raise ValueError(f"{f}: log_weights must be finite with shape ({x.shape[0]},), "
                              f"got shape {lw.shape}")  # fmt: skip
-        resampled = bool(np.ptp(lw) > 1e-9)
-        if resampled:
-            g = torch.Generator().manual_seed(int(seed) * 1000 + i)
-            idx = systematic(torch.from_numpy(lw), g).numpy()
-            x_nm = x_nm[idx]
+        if pool == "z":
+            if not meta.get("correct") or lz is None or not np.isfinite(lz):
+                raise ValueError(f"{f}: pool='z' needs FKC runs with a finite log_z "
+                                 f"(correct={meta.get('correct')}, log_z={lz}); use pool='equal'")  # fmt: skip
+            setups[str(f)] = tuple(meta.get(k) for k in ("model", "beta", "noise", "n_steps"))
         xs.append(x_nm)
+        lws.append(lw - np.logaddexp.reduce(lw))
+        log_z.append(lz)
         sources.append({"file": f.name, "sha256": file_sha256(f), "frames": int(x.shape[0]),
-                        "unique": int(len(np.unique(x_nm.reshape(len(x_nm), -1), axis=0))),
-                        "resampled": resampled, "model": meta.get("model"),
-                        "training_temperature": meta.get("training_temperature"),
-                        "beta": meta.get("beta"), "seed": meta.get("seed"),
-                        "correct": meta.get("correct")})  # fmt: skip
+                        "log_z": lz, "model": meta.get("model"), "beta": meta.get("beta"),
+                        "seed": meta.get("seed"), "correct": meta.get("correct")})  # fmt: skip
     if len(set(temps.values())) != 1:
         raise ValueError(f"sample files at different temperatures: {temps}")
-    x_nm = np.concatenate(xs)
+    if len(set(setups.values())) > 1:
+        raise ValueError("pool='z' needs runs of one model, beta, noise and step count, got "
+                         f"(model, beta, noise, n_steps) = {setups}")  # fmt: skip
+    n = np.array([len(x) for x in xs])
+    run_lw = np.array(log_z) if pool == "z" else np.log(n / n.sum())
+    run_lw = run_lw - np.logaddexp.reduce(run_lw)
+    flat_lw = np.concatenate([r + lw for r, lw in zip(run_lw, lws, strict=True)])
+    g = torch.Generator().manual_seed(int(seed))
+    idx = np.sort(systematic(torch.from_numpy(flat_lw), g, n_out=int(n.sum())).numpy())
+    x_nm = np.concatenate(xs)[idx]
+    run_of = np.repeat(np.arange(len(xs)), n)[idx]
+    for r, src in enumerate(sources):
+        src["run_weight"] = float(np.exp(run_lw[r]))
+        kept = x_nm[run_of == r]
+        src["kept"] = int(len(kept))
+        src["unique"] = int(len(np.unique(kept.reshape(len(kept), -1), axis=0)))
     arrays = {
         "x": (x_nm * ANGSTROM_PER_NM).astype(np.float32),
         "energy": system.energy(x_nm),
         "temperature": np.array(next(iter(temps.values()))),
         "length_unit": np.array("angstrom"),
         **aldp_graph_arrays(system),
-        "metadata": np.array(json.dumps({"samples": sources, "seed": seed,
-                                         "elements": list(ELEMENTS),
-                                         "bond_pairs": ["-".join(p) for p in BOND_PAIRS]})),
+        "metadata": np.array(json.dumps({
+            "samples": sources, "pool": pool, "seed": seed,
+            "effective_runs": float(1.0 / np.sum(np.exp(2 * run_lw))),
+            "elements": list(ELEMENTS), "bond_pairs": ["-".join(p) for p in BOND_PAIRS]})),
     }  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

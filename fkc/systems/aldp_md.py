@@ -10,7 +10,7 @@ Commands:
 * ``check FILE.npz ... [--json PATH] [--markdown PATH]``: convergence report.
 * ``training-set FILE.npz ... --out TRAIN.npz [--stride 1 --max-frames N]``: score-model training
   file (angstrom + molecular graph, :func:`fkc.systems.aldp_training_set`).
-* ``training-set-from-samples SAMPLES.npz ... --out TRAIN.npz [--seed 0]``: FKC samples (``fkc
+* ``training-set-from-samples SAMPLES.npz ... --out TRAIN.npz [--pool z|equal]``: FKC samples (``fkc
   anneal`` outputs at one temperature) as a training file, for an annealing ladder
   (:func:`fkc.systems.aldp_training_set_from_samples`).
 * ``subsample FILE.npz ... --every N --out SMALL.npz``: pooled every-N-th frames (shipped files).
@@ -321,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="FKC samples of one temperature as a training file (annealing ladder)")
     tf.add_argument("files", nargs="+", help="fkc anneal output .npz files")
     tf.add_argument("--out", required=True)
-    tf.add_argument("--seed", type=int, default=0, help="seeds resampling of weighted samples")
+    tf.add_argument("--pool", choices=("z", "equal"), default="z",
+                    help="weight runs by their log_z estimates (FKC runs; default) or equally")
+    tf.add_argument("--seed", type=int, default=0, help="seeds the resampling")
 
     ss = sub.add_parser("subsample", help="every N-th frame of MD files, pooled (shipped data)")
     ss.add_argument("files", nargs="+")
@@ -361,12 +363,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         with np.load(out) as f:
             print(f"{out}: {f['x'].shape[0]} frames at {float(f['temperature']):g} K (angstrom)")
     elif args.command == "training-set-from-samples":
-        out = aldp_training_set_from_samples(args.files, args.out, seed=args.seed)
+        out = aldp_training_set_from_samples(args.files, args.out, pool=args.pool,
+                                             seed=args.seed)  # fmt: skip
         with np.load(out) as f:
             meta = json.loads(str(f["metadata"]))
             n_unique = sum(m["unique"] for m in meta["samples"])
             print(f"{out}: {f['x'].shape[0]} frames ({n_unique} distinct) at "
-                  f"{float(f['temperature']):g} K (angstrom)")
+                  f"{float(f['temperature']):g} K (angstrom); effective runs "
+                  f"{meta['effective_runs']:.2f} of {len(meta['samples'])}")
     elif args.command == "subsample":
         d = subsample_md(args.files, args.out, args.every)
         print(f"{args.out}: {d.n_frames} frames at {d.temperature:g} K")

@@ -11,9 +11,7 @@ Rows (``--preset direct``): the 800 K model sampled at 800 K (beta = 1, no annea
 annealed to 300 K (beta = 8/3) with the target-score and tempered-noise SDEs, each with and
 without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its own temperature.
 ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
-the 450 K ladder model (``--model``) annealed to 300 K with and without FKC, and the 300 K ladder
-model (``--reference-model``, trained on those FKC samples) at its own temperature. Both add two
-data rows:
+the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
 interruption. Several processes can share the job list (each claims a run by creating
@@ -41,25 +39,27 @@ from _tables import finished, write_between_markers
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
-PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct)
+PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
+    #                 weight window (t_hi, t_lo): weights accumulate only there, an approximation])
     "direct": {
         "800 K model, not annealed": (True, 800.0, "target", False),
         "target-score, uncorrected": (True, TARGET_T, "target", False),
         "target-score, FKC": (True, TARGET_T, "target", True),
+        "target-score, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True, (1.0, 0.05)),
         "tempered noise, uncorrected": (True, TARGET_T, "tempered", False),
         "tempered noise, FKC": (True, TARGET_T, "tempered", True),
         "model trained at 300 K": (False, TARGET_T, "target", False),
     },
-    # the last rung of an annealing ladder: --model is the 450 K ladder model, --reference-model
-    # the 300 K ladder model (fine-tuned on the FKC samples of the 450 K one)
+    # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
         "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
         "ladder 450 K model -> 300 K, FKC": (True, TARGET_T, "target", True),
-        "ladder 300 K model (trained on FKC samples)": (False, TARGET_T, "target", False),
+        "ladder 450 K model -> 300 K, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True,
+                                                                     (1.0, 0.05)),
     },
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
-          "ladder 450 K model -> 300 K, FKC", "ladder 300 K model (trained on FKC samples)")
+          "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
@@ -67,7 +67,7 @@ KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_st
 
 def run_name(label: str, seed: int) -> str:
     slug = label.replace(", ", "_").replace(" -> ", "_to_").replace(" ", "-")
-    slug = slug.replace("(", "").replace(")", "")
+    slug = slug.replace("(", "").replace(")", "").replace(">=", "ge")
     return f"{slug}_seed{seed}.npz"
 
 
@@ -84,7 +84,7 @@ def main(argv=None):
     p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
     p.add_argument("--preset", choices=list(PRESETS), default="direct",
                    help="rows: 'direct' (one jump 800 K -> 300 K) or 'ladder' (last rung of an "
-                        "annealing ladder; --model/--reference-model: the 450 K / 300 K ladder models)")
+                        "annealing ladder; --model: the 450 K ladder model)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="subset of the rows")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     p.add_argument("--readme", default=None,
@@ -104,7 +104,7 @@ def main(argv=None):
         i, k = (int(v) for v in args.shard.split("/"))
         jobs = [(label, seed) for seed in args.seeds for label in rows]
         for j, (label, seed) in enumerate(jobs):
-            main_model, temp, noise, correct = rows[label]
+            main_model, temp, noise, correct, *window = rows[label]
             model = ROOT / (args.model if main_model else args.reference_model)
             path = out / run_name(label, seed)
             if j % k != i or path.exists() or (args.rows and label not in args.rows):
@@ -121,6 +121,7 @@ def main(argv=None):
             try:
                 anneal_to_file(path, model=model, temperature=temp, n_particles=args.particles,
                                n_steps=args.steps, seed=seed, noise=noise, correct=correct,
+                               weight_window=window[0] if window else (1.0, 0.0),
                                progress=False)  # fmt: skip
             finally:
                 claim.unlink()

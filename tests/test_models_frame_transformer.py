@@ -1,7 +1,6 @@
 """The canonical-frame transformer: exact SE(3) equivariance (float64), separation of mirror
 images, the frame and hop-distance helpers, config validation and the small-noise time sampler."""
 
-import math
 from collections import deque
 
 import pytest

@@ -244,7 +244,7 @@ def test_training_set_from_samples_weights_runs_by_their_normaliser(tmp_path, md
     frames = load_md(md_file).x * 10.0
     a = _sample_file(tmp_path / "a.npz", frames[:4], np.zeros(4), log_z=np.log(3.0) + 5.0)
     b = _sample_file(tmp_path / "b.npz", frames[4:8], np.zeros(4), log_z=5.0)
-    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz")
+    out = aldp_training_set_from_samples([a, b], tmp_path / "t.npz", pool="z")
     with np.load(out) as f:
         x, meta = f["x"], json.loads(str(f["metadata"]))
     assert [s["kept"] for s in meta["samples"]] == [6, 2]
@@ -252,17 +252,18 @@ def test_training_set_from_samples_weights_runs_by_their_normaliser(tmp_path, md
     assert meta["effective_runs"] == pytest.approx(1 / (0.75**2 + 0.25**2))
     from_a = [int(np.all(x == frames[k].astype(np.float32), axis=(1, 2)).sum()) for k in range(4)]
     assert sorted(from_a) == [1, 1, 2, 2]  # 1.5 copies each: floor or ceil
-    with np.load(aldp_training_set_from_samples([a, b], tmp_path / "e.npz", pool="equal")) as f:
+    with np.load(aldp_training_set_from_samples([a, b], tmp_path / "e.npz")) as f:  # default
         assert [s["kept"] for s in json.loads(str(f["metadata"]))["samples"]] == [4, 4]
-    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz")]) == 0
+    assert main(["training-set-from-samples", str(a), str(b), "--out", str(tmp_path / "c.npz"),
+                 "--pool", "z"]) == 0  # fmt: skip
     assert "effective runs 1.60 of 2" in capsys.readouterr().out
     # Z-pooling needs FKC runs of one setup
     c = _sample_file(tmp_path / "c.npz", frames[:2], np.zeros(2), model="other")
     with pytest.raises(ValueError, match="one model, beta, noise and step count"):
-        aldp_training_set_from_samples([a, c], tmp_path / "t2.npz")
+        aldp_training_set_from_samples([a, c], tmp_path / "t2.npz", pool="z")
     u = _sample_file(tmp_path / "u.npz", frames[:2], np.zeros(2), correct=False)
     with pytest.raises(ValueError, match="pool='z' needs FKC runs .*correct=False"):
-        aldp_training_set_from_samples([u], tmp_path / "t2.npz")
+        aldp_training_set_from_samples([u], tmp_path / "t2.npz", pool="z")
     with pytest.raises(ValueError, match="pool must be 'z' or 'equal', got 'mean'"):
         aldp_training_set_from_samples([a], tmp_path / "t2.npz", pool="mean")
 

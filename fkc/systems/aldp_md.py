@@ -10,7 +10,7 @@ Commands:
 * ``check FILE.npz ... [--json PATH] [--markdown PATH]``: convergence report.
 * ``training-set FILE.npz ... --out TRAIN.npz [--stride 1 --max-frames N]``: score-model training
   file (angstrom + molecular graph, :func:`fkc.systems.aldp_training_set`).
-* ``training-set-from-samples SAMPLES.npz ... --out TRAIN.npz [--pool z|equal]``: FKC samples (``fkc
+* ``training-set-from-samples SAMPLES.npz ... --out TRAIN.npz [--pool equal|z]``: FKC samples (``fkc
   anneal`` outputs at one temperature) as a training file, for an annealing ladder
   (:func:`fkc.systems.aldp_training_set_from_samples`).
 * ``subsample FILE.npz ... --every N --out SMALL.npz``: pooled every-N-th frames (shipped files).
@@ -321,8 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="FKC samples of one temperature as a training file (annealing ladder)")
     tf.add_argument("files", nargs="+", help="fkc anneal output .npz files")
     tf.add_argument("--out", required=True)
-    tf.add_argument("--pool", choices=("z", "equal"), default="z",
-                    help="weight runs by their log_z estimates (FKC runs; default) or equally")
+    tf.add_argument("--pool", choices=("equal", "z"), default="equal",
+                    help="pool runs equally (default) or weighted by their log_z estimates")
     tf.add_argument("--seed", type=int, default=0, help="seeds the resampling")
 
     ss = sub.add_parser("subsample", help="every N-th frame of MD files, pooled (shipped data)")

@@ -146,8 +146,8 @@ def aldp_training_set_from_samples(
       of one model, beta, noise and step count (else ``ValueError`` naming the difference).
 
     Energies (kJ/mol) are evaluated with OpenMM for the record; the metadata lists per file its
-    frames, distinct frames kept, run weight and ``log Z``, and the effective number of runs
-    ``(sum_r Z_r)^2 / sum_r Z_r^2``. All files must be alanine-dipeptide samples at one target
+    frames, distinct frames kept, run weight ``W_r`` and ``log Z``, and the effective number of
+    runs ``1 / sum_r W_r^2``. All files must be alanine-dipeptide samples at one target
     temperature; non-finite positions or weights raise ``ValueError`` naming the file. Atomic.
     """
     import torch
@@ -189,7 +189,7 @@ def aldp_training_set_from_samples(
         lws.append(lw - np.logaddexp.reduce(lw))
         log_z.append(lz)
         sources.append({"file": f.name, "sha256": file_sha256(f), "frames": int(x.shape[0]),
-                        "log_z": lz, "model": meta.get("model"), "beta": meta.get("beta"),
+                        "log_z": lz if lz is not None and np.isfinite(lz) else None, "model": meta.get("model"), "beta": meta.get("beta"),
                         "seed": meta.get("seed"), "correct": meta.get("correct")})  # fmt: skip
     if len(set(temps.values())) != 1:
         raise ValueError(f"sample files at different temperatures: {temps}")

@@ -86,7 +86,8 @@ def sample_times(n: int, t_min: float, how: str, generator: torch.Generator,
     * ``"uniform"``: i.i.d. ``U[t_min, 1]``;
     * ``"stratified"``: ``t_min + (1 - t_min)(perm(i) + u)/n`` with one ``u ~ U[0, 1)`` and a
       random permutation (marginal ``U[t_min, 1]``, lower variance);
-    * ``"mixed"`` (needs ``process``): the first ``ceil(n/2)`` as ``"stratified"``, the rest
+    * ``"mixed"`` (needs ``process``): ``ceil(n/2)`` times from an ``n``-point ``"stratified"``
+      draw (its first entries, i.e. a random half of the strata), the other ``floor(n/2)``
       stratified in ``lambda = log(sigma(t)/alpha(t))`` between ``lambda(t_min)`` and
       ``lambda(1)`` (log-uniform noise-to-signal ratio), then shuffled. The second half puts
       far more samples at small noise, where the local geometry (bond lengths, chirality) is

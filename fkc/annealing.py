@@ -37,8 +37,15 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  noise: str | float = "target", correct: bool = True, n_steps: int = 500,
                  ess_threshold: float = 0.5, resample_window: tuple[float, float] = (1.0, 0.0),
                  grid: str = "edm", t_min: float = 1e-3,
-                 weight_window: tuple[float, float] = (1.0, 0.0), denoise: bool = True, device: str | None = None, progress: bool = True) -> SampleFile:
+                 weight_window: tuple[float, float] = (1.0, 0.0), denoise: bool = True,
+                 mcmc_steps: int = 0, mcmc: str = "auto", mcmc_step_size: float = 0.5,
+                 mcmc_window: tuple[float, float] = (1.0, 0.0),
+                 device: str | None = None, progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
+
+    ``mcmc_steps`` Langevin moves per step (:mod:`fkc.sampler.moves`); ``mcmc="auto"`` takes MALA
+    when the model has a log density (energy-parameterised) and ULA otherwise; the kind used is
+    recorded in the metadata.
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).
@@ -54,20 +61,26 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
         raise ValueError(f"{path} records no training_temperature in its metadata; cannot "
                          "convert a temperature into beta")
     beta = float(t_train) / float(temperature)
+    if mcmc == "auto":
+        mcmc = "mala" if expert.has_log_density else "ula"
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
                  correct=correct, grid=grid, t_min=t_min, weight_window=weight_window,
                  denoise=denoise, generator=torch.Generator(device or "cpu").manual_seed(seed),
-                 device=device, progress=progress)
+                 device=device, progress=progress, mcmc_steps=mcmc_steps, mcmc=mcmc,
+                 mcmc_step_size=mcmc_step_size, mcmc_window=mcmc_window)
     wall = time.perf_counter() - start
-    n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0)) * n_particles
+    n_moves = 0 if res.acceptance is None else int((~res.acceptance.isnan()).sum()) * mcmc_steps
+    n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0) + n_moves) * n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res.noise_level, "correct": correct, "seed": seed,
             "n_particles": n_particles, "n_steps": n_steps, "ess_threshold": ess_threshold,
             "resample_window": list(resample_window), "grid": grid, "t_min": t_min,
             "weight_window": list(weight_window), "denoise": denoise,
+            "mcmc_steps": mcmc_steps, "mcmc": mcmc if mcmc_steps > 0 else None,
+            "mcmc_step_size": mcmc_step_size, "mcmc_window": list(mcmc_window),
             "score_evaluations": n_eval,
             "wall_time_s": wall, "system": expert.metadata.get("system"),
             "length_unit": expert.metadata.get("length_unit")}
@@ -76,7 +89,9 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
         log_weights=res.log_weights.cpu().numpy(),
         log_z=res.log_z,
         diagnostics={"times": res.times.numpy(), "ess": res.ess.numpy(),
-                     "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy()},
+                     "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy(),
+                     **({} if res.acceptance is None
+                        else {"mcmc_acceptance": res.acceptance.numpy()})},
         metadata=meta,
     )
 

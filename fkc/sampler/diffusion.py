@@ -15,6 +15,9 @@ Initial particles come from the composed prior ``N(0, prior_std^2 / B)`` (CoM-fr
 applicable) with log-weight ``log pi_1(x) - log prior(x)``: exact when every expert has a log
 density, otherwise ``pi_1`` is replaced by ``prod_i prior^{b_i}`` (a constant log-weight). With
 normalised experts, ``log_z`` then estimates ``log int prod_i q_{i,t_min}(x)^{b_i} dx``.
+
+Optionally, after the resampling decision at ``t_k`` each particle makes Langevin (MALA or ULA)
+moves on ``pi_{t_k}`` before the SDE step (resample-move; :mod:`fkc.sampler.moves`).
 """
 
 from __future__ import annotations
@@ -37,15 +40,18 @@ from ..compose.corrector import (
 )
 from ..experts.base import Expert
 from ..smc import SMC, FeynmanKacModel
+from .moves import MoveConfig, langevin_moves
 
 
 @dataclass
 class _State:
-    """Particles ``x: (n, *event_shape)``, the composed score ``S`` at them and the log-weight
-    rate ``h: (n,)`` float64 at them (None when not needed)."""
+    """Particles ``x: (n, *event_shape)``, the composed score ``S`` at them, and
+    ``sq = |S|^2 - sum b_i |s_i|^2`` and the log-weight rate ``h``, both ``(n,)`` float64 (None
+    when not needed)."""
 
     x: torch.Tensor
     S: torch.Tensor | None = None
+    sq: torch.Tensor | None = None
     h: torch.Tensor | None = None
 
 
@@ -69,11 +75,13 @@ class DiffusionFKModel(FeynmanKacModel):
             log-potential (others get 0; the initial weight needs ``t_hi = 1``). The default
             ``(1, 0)`` is the exact corrector; a narrower window is an approximation (see
             :func:`sample`).
+        moves: Langevin moves on ``pi_{t_k}`` after the resampling decision at ``t_k`` and
+            before the SDE step (see :mod:`fkc.sampler.moves`); None: no moves.
     """
 
     def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
                  dtype: torch.dtype, device: torch.device, record_trajectory: bool = False,
-                 weight_window: tuple[float, float] = (1.0, 0.0)):
+                 weight_window: tuple[float, float] = (1.0, 0.0), moves: MoveConfig | None = None):
         self.target = target
         self.times = times
         self.n_steps = times.numel() - 1
@@ -90,6 +98,12 @@ class DiffusionFKModel(FeynmanKacModel):
         self.weights_on = [weighted and t_lo <= tk[k + 1] and tk[k] <= t_hi
                            for k in range(self.n_steps)]
         self.initial_weight = weighted and t_hi >= 1.0
+        self.moves = moves if moves is not None and moves.n > 0 else None
+        if self.moves is not None:
+            self.moves.check(target)
+        self.sigma2 = target.process.sigma2(times.to(torch.float64)).tolist()
+        # acceptance[k]: mean MCMC acceptance of the moves at t_k (NaN: no moves there)
+        self.acceptance = [math.nan] * (self.n_steps + 1)
 
     def describe_step(self, k: int) -> str:
         return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
@@ -108,7 +122,17 @@ class DiffusionFKModel(FeynmanKacModel):
         need = self._needs_rate(k)
         terms = score_terms(self.target, x, t, weighted=need)
         h = log_weight_rate(self.target, self.coef[k], terms) if need else None
-        return _State(x=x, S=terms.S, h=h)
+        return _State(x=x, S=terms.S, sq=terms.sq, h=h)
+
+    def _move(self, k: int, state: _State, generator: torch.Generator) -> _State:
+        """Langevin moves on ``pi_{t_k}``; scores and log-weight rate follow the moved points."""
+        need = self._needs_rate(k)
+        res = langevin_moves(self.target, state.x, self._t(k, state.x.shape[0]),
+                             ScoreTerms(S=state.S, sq=state.sq), self.sigma2[k], self.moves,
+                             weighted=need, generator=generator)
+        self.acceptance[k] = res.acceptance
+        h = log_weight_rate(self.target, self.coef[k], res.terms) if need else None
+        return _State(x=res.x, S=res.terms.S, sq=res.terms.sq, h=h)
 
     def _record(self, x: torch.Tensor) -> None:
         if self.trajectory is not None:
@@ -133,6 +157,8 @@ class DiffusionFKModel(FeynmanKacModel):
     def step(self, k: int, state: _State, generator: torch.Generator):
         c = self.coef[k]
         dtau = float(self.times[k] - self.times[k + 1])
+        if self.moves is not None and self.moves.active(float(self.times[k])):
+            state = self._move(k, state, generator)
         x = state.x
         # Euler-Maruyama step of the reverse SDE with the scores cached at x_k.
         drift = reverse_drift(self.target, x, c, ScoreTerms(S=state.S, sq=None), self.a)
@@ -161,7 +187,9 @@ class SampleResult:
     diagnostics (entry k before the resampling decision at ``t_k``; the last entry is the end
     of the run and its ``resampled`` flag is the final resampling); ancestors: list of index
     tensors or None; trajectory: ``(n_steps + 1, n_particles, *event_shape)`` or None
-    (positions before resampling at each time); seed: the generator's initial seed.
+    (positions before resampling at each time); seed: the generator's initial seed;
+    acceptance: ``(n_steps + 1,)`` float64 mean MCMC acceptance of the moves at each ``t_k``
+    (NaN where none ran; 1 for ULA), None without moves.
     """
 
     samples: torch.Tensor
@@ -178,6 +206,7 @@ class SampleResult:
     seed: int
     noise_level: float
     corrected: bool
+    acceptance: torch.Tensor | None = None
 
     @property
     def weights(self) -> torch.Tensor:
@@ -237,6 +266,10 @@ def sample(
     grid: str = "uniform",
     weight_window: tuple[float, float] = (1.0, 0.0),
     denoise: bool = False,
+    mcmc_steps: int = 0,
+    mcmc: str = "mala",
+    mcmc_step_size: float = 0.5,
+    mcmc_window: tuple[float, float] = (1.0, 0.0),
 ) -> SampleResult:
     """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
 
@@ -269,6 +302,14 @@ def sample(
         denoise: replace the final particles by their posterior mean
             (:func:`fkc.compose.tweedie_denoise`; one more score evaluation per particle),
             removing the ``sigma(t_min)`` noise left at the end of the grid.
+        mcmc_steps: Langevin moves per step on the current target ``pi_{t_k}``, made after the
+            resampling decision (resample-move; :mod:`fkc.sampler.moves`). In tens of dimensions
+            FKC needs them: without moves the weights of an annealed target degenerate even
+            with exact scores. Each move costs one evaluation of every expert.
+        mcmc: ``"mala"`` (Metropolis-adjusted, exact; needs every expert's log density) or
+            ``"ula"`` (unadjusted; scores only; ``O(step)`` bias).
+        mcmc_step_size: Langevin step relative to ``sigma_t^2 / B``.
+        mcmc_window: ``(t_hi, t_lo)``: moves only at times ``t_lo <= t_k <= t_hi``.
 
     Returns:
         :class:`SampleResult`.
@@ -291,6 +332,9 @@ def sample(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     a = noise_level(noise, comp)
+    moves = MoveConfig(n=mcmc_steps, kind=mcmc, step_size=mcmc_step_size,
+                       window=tuple(float(v) for v in mcmc_window))
+    moves.check(comp)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if generator is None:
         generator = torch.Generator(device=device)
@@ -301,7 +345,8 @@ def sample(
 
     times = time_grid(n_steps, t_min, grid, comp.process)
     model = DiffusionFKModel(comp, times, a, weighted=correct, dtype=dtype, device=device,
-                             record_trajectory=return_trajectory, weight_window=(w_hi, w_lo))
+                             record_trajectory=return_trajectory, weight_window=(w_hi, w_lo),
+                             moves=moves)
     tk = times.tolist()
     smc = SMC(
         model,
@@ -336,4 +381,6 @@ def sample(
         seed=seed,
         noise_level=a,
         corrected=correct,
+        acceptance=(torch.tensor(model.acceptance, dtype=torch.float64)
+                    if model.moves is not None else None),
     )

@@ -39,13 +39,18 @@ from _tables import finished, write_between_markers
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
+ULA2 = {"mcmc_steps": 2, "mcmc": "ula"}  # 2 Langevin moves on pi_t per step (resample-move)
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
-    #                 weight window (t_hi, t_lo): weights accumulate only there, an approximation])
+    #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):
+    #                 weights accumulate only there, an approximation; or MCMC moves])
     "direct": {
         "800 K model, not annealed": (True, 800.0, "target", False),
         "target-score, uncorrected": (True, TARGET_T, "target", False),
         "target-score, FKC": (True, TARGET_T, "target", True),
-        "target-score, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True, (1.0, 0.05)),
+        "target-score, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True,
+                                                     {"weight_window": (1.0, 0.05)}),
+        "target-score, uncorrected, 2 ULA moves/step": (True, TARGET_T, "target", False, ULA2),
+        "target-score, FKC, 2 ULA moves/step": (True, TARGET_T, "target", True, ULA2),
         "tempered noise, uncorrected": (True, TARGET_T, "tempered", False),
         "tempered noise, FKC": (True, TARGET_T, "tempered", True),
         "model trained at 300 K": (False, TARGET_T, "target", False),
@@ -55,7 +60,7 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
         "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
         "ladder 450 K model -> 300 K, FKC": (True, TARGET_T, "target", True),
         "ladder 450 K model -> 300 K, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True,
-                                                                     (1.0, 0.05)),
+                                                                     {"weight_window": (1.0, 0.05)}),
     },
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
@@ -67,7 +72,7 @@ KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_st
 
 def run_name(label: str, seed: int) -> str:
     slug = label.replace(", ", "_").replace(" -> ", "_to_").replace(" ", "-")
-    slug = slug.replace("(", "").replace(")", "").replace(">=", "ge")
+    slug = slug.replace("(", "").replace(")", "").replace(">=", "ge").replace("/", "-per-")
     return f"{slug}_seed{seed}.npz"
 
 
@@ -104,7 +109,7 @@ def main(argv=None):
         i, k = (int(v) for v in args.shard.split("/"))
         jobs = [(label, seed) for seed in args.seeds for label in rows]
         for j, (label, seed) in enumerate(jobs):
-            main_model, temp, noise, correct, *window = rows[label]
+            main_model, temp, noise, correct, *extra = rows[label]
             model = ROOT / (args.model if main_model else args.reference_model)
             path = out / run_name(label, seed)
             if j % k != i or path.exists() or (args.rows and label not in args.rows):
@@ -121,8 +126,7 @@ def main(argv=None):
             try:
                 anneal_to_file(path, model=model, temperature=temp, n_particles=args.particles,
                                n_steps=args.steps, seed=seed, noise=noise, correct=correct,
-                               weight_window=window[0] if window else (1.0, 0.0),
-                               progress=False)  # fmt: skip
+                               progress=False, **(extra[0] if extra else {}))  # fmt: skip
             finally:
                 claim.unlink()
         return 0

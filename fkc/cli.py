@@ -117,7 +117,10 @@ def _anneal(args: argparse.Namespace) -> int:
                           ess_threshold=args.ess_threshold,
                           resample_window=tuple(args.resample_window), grid=args.grid,
                           t_min=args.t_min, weight_window=tuple(args.weight_window),
-                          denoise=not args.no_denoise, device=args.device, progress=not args.no_progress)
+                          denoise=not args.no_denoise, mcmc_steps=args.mcmc_steps,
+                          mcmc=args.mcmc, mcmc_step_size=args.mcmc_step_size,
+                          mcmc_window=tuple(args.mcmc_window),
+                          device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
         from .io import load_samples
@@ -180,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-denoise", action="store_true",
                    help="return the particles at t_min as they are, without the final Tweedie "
                         "denoising step")
+    a.add_argument("--mcmc-steps", type=int, default=0,
+                   help="Langevin moves per step on the current target (resample-move; each "
+                        "costs one score evaluation per particle; default: %(default)s)")
+    a.add_argument("--mcmc", choices=["auto", "mala", "ula"], default="auto",
+                   help="MALA (exact, needs an energy-parameterised model) or ULA (scores only, "
+                        "approximate); auto: MALA when the model has a log density "
+                        "(default: %(default)s)")
+    a.add_argument("--mcmc-step-size", type=float, default=0.5,
+                   help="Langevin step relative to sigma_t^2 / beta (default: %(default)s)")
+    a.add_argument("--mcmc-window", type=float, nargs=2, default=[1.0, 0.0],
+                   metavar=("T_HI", "T_LO"), help="moves only for T_LO <= t <= T_HI "
+                                                  "(default: 1 0)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

@@ -158,3 +158,21 @@ def test_anneal_passes_grid_window_and_denoise_options(tiny_model, tmp_path):
         main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "8",
               "--steps", "4", "--weight-window", "0.2", "0.5", "--out", str(out),
               "--no-progress"])
+
+
+def test_anneal_mcmc_moves_options(tiny_model, tmp_path):
+    out = tmp_path / "s.npz"
+    assert main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles",
+                 "8", "--steps", "6", "--mcmc-steps", "2", "--mcmc-window", "1", "0",
+                 "--mcmc-step-size", "0.3", "--out", str(out), "--no-progress"]) == 0
+    s = load_samples(out)
+    m = s.metadata
+    # a score-only network: auto picks ULA; 2 moves at each of the 6 step times
+    assert m["mcmc"] == "ula" and m["mcmc_steps"] == 2 and m["mcmc_step_size"] == 0.3
+    assert m["score_evaluations"] == (6 + 1 + 1 + 12) * 8
+    acc = s.diagnostics["mcmc_acceptance"]
+    assert acc.shape == (7,) and np.all(acc[:-1] == 1.0) and np.isnan(acc[-1])
+    with pytest.raises(ValueError, match="MALA moves need a log density"):
+        main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "8",
+              "--steps", "4", "--mcmc-steps", "1", "--mcmc", "mala", "--out", str(out),
+              "--no-progress"])

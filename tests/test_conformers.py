@@ -190,6 +190,12 @@ def test_generate_returns_weighted_conformers(tiny_conformer_model):
                    n_steps=6, seed=1, correct=False)
     assert not unc.GetBoolProp("fkc_corrected")
     assert np.allclose(conformer_arrays(unc)["log_weight"], -np.log(8))
+    # Langevin moves (ULA for a score network): 2 per step at the 6 step times
+    moved = generate("CC(=O)Nc1ccc(O)cc1", 8, temperature=250.0, model=tiny_conformer_model,
+                     n_steps=6, seed=1, mcmc_steps=2)
+    assert moved.GetDoubleProp("fkc_score_evaluations") == 8 * (8 + 12)
+    assert moved.GetDoubleProp("fkc_mcmc_steps") == 2
+    assert not np.array_equal(conformer_arrays(moved)["x"], a["x"])
 
 
 def test_generate_with_more_particles_than_conformers(tiny_conformer_model):

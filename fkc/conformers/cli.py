@@ -56,7 +56,7 @@ def _conformers(args: argparse.Namespace) -> int:
                        seed=args.seed, correct=not args.no_correct, noise=args.noise,
                        n_steps=args.steps, ess_threshold=args.ess_threshold,
                        final_resample=args.final_resample, n_particles=_particles(args, n),
-                       relax=args.relax,
+                       relax=args.relax, mcmc_steps=args.mcmc_steps,
                        fix_chirality=args.fix_chirality,
                        device=args.device, progress=not args.no_progress)
         arr = conformer_arrays(res)
@@ -140,6 +140,9 @@ def add_parsers(sub) -> None:
                    help="mirror conformers whose mirror image has the input's stereochemistry "
                         "(counted in the output)")
     c.add_argument("--relax", action="store_true", help="MMFF-minimise each conformer")
+    c.add_argument("--mcmc-steps", type=int, default=0,
+                   help="Langevin moves per SDE step on the annealed target (ULA for score "
+                        "networks; each costs one score evaluation; default: %(default)s)")
     c.add_argument("--device", default=None, help="torch device (default: cpu)")
     c.add_argument("--out", required=True, help="output SDF (one record per conformer)")
     c.add_argument("--no-progress", action="store_true", help="hide progress bars")

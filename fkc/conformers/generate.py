@@ -56,7 +56,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              noise: str | float = "target", n_steps: int = 200, ess_threshold: float = 0.5,
              final_resample: bool = False, n_particles: int | None = None,
              fix_chirality: bool = False, relax: bool = False,
-             max_relax_iters: int = 200, device: str | None = None,
+             max_relax_iters: int = 200, mcmc_steps: int = 0, mcmc: str = "auto",
+             mcmc_step_size: float = 0.5, device: str | None = None,
              progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
 
@@ -83,6 +84,9 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
             ``fkc_n_mirrored``; ``fkc_stereo_ok_raw_fraction`` is the fraction before mirroring.
         relax: MMFF-minimise each conformer afterwards (at most ``max_relax_iters`` iterations);
             the energies and checks are then of the relaxed conformers.
+        mcmc_steps, mcmc, mcmc_step_size: Langevin moves on the annealed target between SDE
+            steps (:mod:`fkc.sampler.moves`); ``"auto"``: MALA if the model has a log density,
+            else ULA. Each move costs one score evaluation per particle.
 
     Returns a copy of the molecule (explicit hydrogens) with ``n`` conformers (ids ``0..n-1``).
     Per conformer (``conf.GetDoubleProp`` / ``GetBoolProp``): ``log_weight`` (normalised),
@@ -92,7 +96,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     ``fkc_model``, ``fkc_n_resampling``, ``fkc_min_ess``, ``fkc_log_z``,
     ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``,
     ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``, ``fkc_n_particles``, ``fkc_n_distinct``
-    (distinct particles among the returned conformers).
+    (distinct particles among the returned conformers), ``fkc_mcmc_steps``.
     """
     from fkc.compose import anneal
     from fkc.conformers.evaluate import stereo_matches
@@ -112,12 +116,15 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     expert, path = _load_expert(model if model is not None else default_model(), mol, device)
     t_train = float(expert.metadata["training_temperature"])
     beta = t_train / float(temperature)
+    if mcmc == "auto":
+        mcmc = "mala" if expert.has_log_density else "ula"
     start = time.perf_counter()
     gen = torch.Generator(device or "cpu").manual_seed(seed)
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, correct=correct, grid="edm", denoise=True,
                  final_resample=final_resample and n_particles == n, generator=gen,
-                 device=device, progress=progress)
+                 device=device, progress=progress, mcmc_steps=mcmc_steps, mcmc=mcmc,
+                 mcmc_step_size=mcmc_step_size)
     x = res.samples.detach().cpu().double().numpy()
     lw = res.log_weights.double().cpu().numpy()
     n_distinct = n
@@ -150,7 +157,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         c.SetDoubleProp("energy", float(e))
         c.SetBoolProp("stereo_ok", bool(ok))
         c.SetBoolProp("finite", finite)
-    n_eval = (n_steps + (1 if correct else 0) + 1) * n_particles
+    n_moves = 0 if res.acceptance is None else int((~res.acceptance.isnan()).sum()) * mcmc_steps
+    n_eval = (n_steps + (1 if correct else 0) + 1 + n_moves) * n_particles
     resampled = res.resampled.numpy()
     props = {"fkc_temperature": float(temperature), "fkc_training_temperature": t_train,
              "fkc_beta": beta, "fkc_n_resampling": int(resampled[:-1].sum()),
@@ -159,7 +167,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              "fkc_score_evaluations": float(n_eval), "fkc_wall_time_s": wall,
              "fkc_stereo_ok_fraction": n_ok / n, "fkc_stereo_ok_raw_fraction": n_raw_ok / n,
              "fkc_n_mirrored": float(n_mirrored), "fkc_n_particles": float(n_particles),
-             "fkc_n_distinct": float(n_distinct)}
+             "fkc_n_distinct": float(n_distinct), "fkc_mcmc_steps": float(mcmc_steps)}
     for k, v in props.items():
         out.SetDoubleProp(k, v)
     out.SetBoolProp("fkc_corrected", bool(correct))

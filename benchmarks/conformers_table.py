@@ -14,6 +14,8 @@ reference samples, failure fraction). Methods:
   (200 iterations, as ``generate(relax=True)``);
 * ``FKC 4x particles`` (+ MMFF relax): SMC with ``4 x 2K`` particles, ``2K`` conformers kept by
   systematic resampling on the final weights (``generate(n_particles=...)``; 4x the cost);
+* ``FKC, 2 ULA moves/step`` / ``uncorrected, 2 ULA moves/step``: two unadjusted Langevin moves on
+  the annealed target between SDE steps (``generate(mcmc_steps=2)``; 3x the score evaluations);
 
 The model rows use ``generate(fix_chirality=True)`` (wrong-handed conformers whose mirror image
 is right are mirrored; the raw fraction with the right stereo is reported as "stereo raw").
@@ -58,13 +60,16 @@ REFERENCE = ROOT / "datasets/conformers/T300_test.sdf"
 ENERGIES = ROOT / "datasets/conformers/T300_test_energies.npz"
 METHODS = ("FKC", "uncorrected", "model at 500 K", "FKC + MMFF relax",
            "uncorrected + MMFF relax", "FKC 4x particles", "FKC 4x particles + MMFF relax",
+           "FKC, 2 ULA moves/step", "uncorrected, 2 ULA moves/step",
            "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time")
+MOVES = 2  # "..., 2 ULA moves/step": Langevin moves on the annealed target between SDE steps
 OVERSAMPLE = 4  # "FKC 4x particles": SMC with 4 x 2K particles, 2K kept by systematic resampling
 RELAX_ITERS = 200  # as generate(relax=True)
 
 
 def slug(method: str) -> str:
-    return method.replace(" + ", "_").replace(", ", "_").replace(" ", "-")
+    return (method.replace(" + ", "_").replace(", ", "_").replace(" ", "-")
+            .replace("/", "-per-"))
 
 
 def _etkdg(template: Chem.Mol, n: int, seed: int, mmff: bool) -> Chem.Mol:
@@ -83,12 +88,14 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
 
     t0 = time.perf_counter()
     props: dict = {}
-    if method in ("FKC", "uncorrected", "model at 500 K", "FKC 4x particles"):
+    if method in ("FKC", "uncorrected", "model at 500 K", "FKC 4x particles",
+                  "FKC, 2 ULA moves/step", "uncorrected, 2 ULA moves/step"):
         temperature = 500.0 if method == "model at 500 K" else 300.0
         n_particles = OVERSAMPLE * n if method == "FKC 4x particles" else n
         mol = generate(template, n, temperature=temperature, model=MODEL, seed=seed,
                        correct=method.startswith("FKC"), n_steps=steps, fix_chirality=True,
-                       n_particles=n_particles)
+                       n_particles=n_particles,
+                       mcmc_steps=MOVES if "ULA moves" in method else 0)
         a = conformer_arrays(mol)
         props = {"log_weight": a["log_weight"]}
         n_eval = mol.GetDoubleProp("fkc_score_evaluations")
@@ -132,7 +139,7 @@ def generate_all(args) -> None:
         template.RemoveAllConformers()
         n = 2 * ref.GetNumConformers()
         fkc_time = None
-        for method in METHODS:
+        for method in args.methods or METHODS:
             path = out / f"{slug(method)}__{mol_id}.sdf"
             info_path = path.with_suffix(".json")
             if path.exists() and info_path.exists():
@@ -235,6 +242,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="first N test molecules (by id)")
     p.add_argument("--shard", default="0/1")
+    p.add_argument("--methods", nargs="+", default=None, choices=METHODS, metavar="METHOD",
+                   help="generate only these methods (default: all; 'FKC' first if equal-time "
+                        "ETKDG is included)")
     p.add_argument("--report", action="store_true")
     p.add_argument("--readme", default=None)
     p.add_argument("--recompute", action="store_true",

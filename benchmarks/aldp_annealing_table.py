@@ -64,6 +64,7 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
     },
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
+          "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",
           "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
@@ -231,7 +232,7 @@ def report(out: Path, seeds, md_files, rows=ROWS) -> str:
             if label in PANELS:
                 x = samples_in_nm(first.x, first.metadata)
                 x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
-                panels[label] = phi_psi(x, system)
+                panels[label.replace("target-score, ", "")] = phi_psi(x, system)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(metrics, indent=1))
     tmp.replace(cache)

@@ -16,6 +16,7 @@ import torch
 from .compose import anneal
 from .io import SampleFile, save_samples
 from .sampler import sample
+from .sampler.moves import resolve_kind
 
 CHECKPOINT_NAMES = ("model.safetensors", "last.safetensors", "best.safetensors")
 
@@ -61,8 +62,7 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
         raise ValueError(f"{path} records no training_temperature in its metadata; cannot "
                          "convert a temperature into beta")
     beta = float(t_train) / float(temperature)
-    if mcmc == "auto":
-        mcmc = "mala" if expert.has_log_density else "ula"
+    mcmc = resolve_kind(mcmc, expert)
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
@@ -71,8 +71,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  device=device, progress=progress, mcmc_steps=mcmc_steps, mcmc=mcmc,
                  mcmc_step_size=mcmc_step_size, mcmc_window=mcmc_window)
     wall = time.perf_counter() - start
-    n_moves = 0 if res.acceptance is None else int((~res.acceptance.isnan()).sum()) * mcmc_steps
-    n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0) + n_moves) * n_particles
+    n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0)
+              + res.moves_per_particle) * n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res.noise_level, "correct": correct, "seed": seed,

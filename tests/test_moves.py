@@ -159,6 +159,7 @@ def test_moves_are_reproducible_and_respect_the_window():
     inside = (a.times <= 0.5) & (a.times >= 0.1)
     inside[-1] = False  # no move after the last step
     assert torch.equal(ran, inside)
+    assert a.moves_per_particle == 2 * int(ran.sum()) > 0
     assert fkc.sample(target, 64, generator=torch.Generator().manual_seed(3), n_steps=20,
                       progress=False).acceptance is None
 

@@ -101,6 +101,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     from fkc.compose import anneal
     from fkc.conformers.evaluate import stereo_matches
     from fkc.sampler import sample
+    from fkc.sampler.moves import resolve_kind
     from fkc.smc.resampling import systematic
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -116,8 +117,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     expert, path = _load_expert(model if model is not None else default_model(), mol, device)
     t_train = float(expert.metadata["training_temperature"])
     beta = t_train / float(temperature)
-    if mcmc == "auto":
-        mcmc = "mala" if expert.has_log_density else "ula"
+    mcmc = resolve_kind(mcmc, expert)
     start = time.perf_counter()
     gen = torch.Generator(device or "cpu").manual_seed(seed)
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
@@ -157,8 +157,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         c.SetDoubleProp("energy", float(e))
         c.SetBoolProp("stereo_ok", bool(ok))
         c.SetBoolProp("finite", finite)
-    n_moves = 0 if res.acceptance is None else int((~res.acceptance.isnan()).sum()) * mcmc_steps
-    n_eval = (n_steps + (1 if correct else 0) + 1 + n_moves) * n_particles
+    n_eval = (n_steps + (1 if correct else 0) + 1 + res.moves_per_particle) * n_particles
     resampled = res.resampled.numpy()
     props = {"fkc_temperature": float(temperature), "fkc_training_temperature": t_train,
              "fkc_beta": beta, "fkc_n_resampling": int(resampled[:-1].sum()),

@@ -189,7 +189,8 @@ class SampleResult:
     tensors or None; trajectory: ``(n_steps + 1, n_particles, *event_shape)`` or None
     (positions before resampling at each time); seed: the generator's initial seed;
     acceptance: ``(n_steps + 1,)`` float64 mean MCMC acceptance of the moves at each ``t_k``
-    (NaN where none ran; 1 for ULA), None without moves.
+    (NaN where none ran; 1 for ULA), None without moves; moves_per_particle: MCMC moves made by
+    each particle (each one score evaluation per expert).
     """
 
     samples: torch.Tensor
@@ -207,6 +208,7 @@ class SampleResult:
     noise_level: float
     corrected: bool
     acceptance: torch.Tensor | None = None
+    moves_per_particle: int = 0
 
     @property
     def weights(self) -> torch.Tensor:
@@ -383,4 +385,6 @@ def sample(
         corrected=correct,
         acceptance=(torch.tensor(model.acceptance, dtype=torch.float64)
                     if model.moves is not None else None),
+        moves_per_particle=(0 if model.moves is None else
+                            model.moves.n * sum(not math.isnan(a) for a in model.acceptance)),
     )

@@ -39,6 +39,14 @@ from ..compose.corrector import ScoreTerms, score_terms
 KINDS = ("mala", "ula")
 
 
+def resolve_kind(kind: str, target) -> str:
+    """``"auto"`` -> ``"mala"`` if ``target`` (an expert or composition) has a log density,
+    else ``"ula"``; any other kind is returned unchanged (checked by :class:`MoveConfig`)."""
+    if kind == "auto":
+        return "mala" if target.has_log_density else "ula"
+    return kind
+
+
 @dataclass(frozen=True)
 class MoveConfig:
     """Langevin moves between SDE steps.

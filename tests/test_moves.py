@@ -164,10 +164,24 @@ def test_moves_are_reproducible_and_respect_the_window():
                       progress=False).acceptance is None
 
 
-def test_moves_keep_com_free_particles_com_free():
+def test_mala_on_com_free_points_stays_com_free_and_exact():
+    # exact samples of an annealed isotropic Gaussian on the CoM-free subspace of 5 atoms:
+    # MALA with projected noise must keep them CoM-free and keep their variance (a proposal
+    # density that ignored the projection would bias the acceptance test)
     proc = fkc.VPSDE(com_free=True)
-    mu = torch.zeros(1, 5, 3, dtype=torch.float64)
-    gm = fkc.GaussianMixtureExpert([1.0], mu, torch.tensor([0.2]), proc)
-    res = fkc.sample(fkc.anneal(gm, 2.0), 32, n_steps=10, mcmc_steps=2, progress=False,
-                     generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    assert res.samples.mean(dim=1).abs().max() < 1e-10
+    gm = fkc.GaussianMixtureExpert([1.0], torch.zeros(1, 5, 3, dtype=torch.float64),
+                                   torch.tensor([0.2]), proc)
+    target = fkc.anneal(gm, 2.0)
+    t0 = torch.tensor(0.1, dtype=torch.float64)
+    vt = float((proc.alpha(t0) ** 2 * 0.2 + proc.sigma2(t0)) / 2.0)
+    g = torch.Generator().manual_seed(1)
+    x = proc.space.project(torch.randn(20000, 5, 3, generator=g, dtype=torch.float64)) * vt ** 0.5
+    t = torch.full((x.shape[0],), 0.1, dtype=torch.float64)
+    res = langevin_moves(target, x, t, score_terms(target, x, t, weighted=False),
+                         float(proc.sigma2(t0)), MoveConfig(n=20, kind="mala", step_size=1.5),
+                         weighted=False, generator=g)
+    assert res.x.mean(dim=1).abs().max() < 1e-12
+    # per-coordinate variance of a projected isotropic Gaussian: vt (1 - 1/n_atoms)
+    ratio = float(res.x.var(0).mean() / (vt * 0.8))
+    assert abs(ratio - 1.0) < 0.03, ratio
+    assert 0.2 < res.acceptance < 0.95

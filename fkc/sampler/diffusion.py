@@ -335,8 +335,7 @@ def sample(
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     a = noise_level(noise, comp)
     moves = MoveConfig(n=mcmc_steps, kind=mcmc, step_size=mcmc_step_size,
-                       window=tuple(float(v) for v in mcmc_window))
-    moves.check(comp)
+                       window=tuple(float(v) for v in mcmc_window))  # checked by the FK model
     device = torch.device(device) if device is not None else torch.device("cpu")
     if generator is None:
         generator = torch.Generator(device=device)

@@ -119,7 +119,7 @@ def _anneal(args: argparse.Namespace) -> int:
                           t_min=args.t_min, weight_window=tuple(args.weight_window),
                           denoise=not args.no_denoise, mcmc_steps=args.mcmc_steps,
                           mcmc=args.mcmc, mcmc_step_size=args.mcmc_step_size,
-                          mcmc_window=tuple(args.mcmc_window),
+                          mcmc_window=tuple(args.mcmc_window), mcmc_adapt=args.mcmc_adapt,
                           device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mcmc-window", type=float, nargs=2, default=[1.0, 0.0],
                    metavar=("T_HI", "T_LO"), help="moves only for T_LO <= t <= T_HI "
                                                   "(default: 1 0)")
+    a.add_argument("--mcmc-adapt", action="store_true",
+                   help="tune the MALA step size along the run to 0.57 acceptance "
+                        "(--mcmc-step-size is the initial value)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

@@ -108,6 +108,32 @@ def tiny_model(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_energy_model(tmp_path_factory):
+    """An energy-parameterised model (it has a log density, so MALA moves are possible)."""
+    import torch
+
+    from fkc.checkpoint import Checkpoint, save_checkpoint
+    from fkc.models import EGNNConfig, EnergyConfig, build_model
+    from fkc.sde import VPSDE
+
+    proc = VPSDE(com_free=True)
+    cfg = EnergyConfig(backbone=EGNNConfig(hidden=8, n_layers=1, n_atom_types=1, sigma_data=1.0),
+                       readout_hidden=8, edm_preconditioning=True)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg, proc)
+    torch.nn.init.normal_(model.readout[-1].weight, std=0.1)
+    folder = tmp_path_factory.mktemp("energy_model")
+    meta = {"training_temperature": 2.0, "system": "toy",
+            "graph": {"atom_types": [0] * 4, "edge_index": None, "bond_types": None,
+                      "atom_features": None}}
+    save_checkpoint(folder / "last.safetensors",
+                    Checkpoint(model_config=cfg.to_dict(), process=proc,
+                               model_state=model.state_dict(), ema_state=model.state_dict(),
+                               metadata=meta))
+    return folder
+
+
 def test_anneal_writes_samples_with_metadata(tiny_model, tmp_path):
     out = tmp_path / "s.npz"
     assert main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles",
@@ -176,3 +202,21 @@ def test_anneal_mcmc_moves_options(tiny_model, tmp_path):
         main(["anneal", "--model", str(tiny_model), "--temperature", "1.0", "--particles", "8",
               "--steps", "4", "--mcmc-steps", "1", "--mcmc", "mala", "--out", str(out),
               "--no-progress"])
+
+
+def test_anneal_adaptive_mala_on_an_energy_model(tiny_energy_model, tmp_path):
+    out = tmp_path / "s.npz"
+    assert main(["anneal", "--model", str(tiny_energy_model), "--temperature", "1.0",
+                 "--particles", "16", "--steps", "8", "--mcmc-steps", "2", "--mcmc-adapt",
+                 "--out", str(out), "--no-progress"]) == 0
+    s = load_samples(out)
+    m = s.metadata
+    assert m["mcmc"] == "mala" and m["mcmc_adapt"] is True  # auto: the model has a log density
+    steps, acc = s.diagnostics["mcmc_step_size"], s.diagnostics["mcmc_acceptance"]
+    assert steps.shape == acc.shape == (9,) and steps[0] == 0.5 and np.isnan(steps[-1])
+    # each step size follows from the previous one and its acceptance (gain 1, target 0.57)
+    np.testing.assert_allclose(steps[1:-1], steps[:-2] * np.exp(acc[:-2] - 0.57), rtol=1e-12)
+    with pytest.raises(ValueError, match="MALA's acceptance rate, got kind 'ula'"):
+        main(["anneal", "--model", str(tiny_energy_model), "--temperature", "1.0",
+              "--particles", "8", "--steps", "4", "--mcmc-steps", "1", "--mcmc", "ula",
+              "--mcmc-adapt", "--out", str(out), "--no-progress"])

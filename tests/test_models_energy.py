@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from fkc.models import EGNNConfig, EnergyConfig, EnergyScoreModel, TensorProductConfig, build_model
+from fkc.models import (
+    EGNNConfig,
+    EnergyConfig,
+    EnergyScoreModel,
+    FrameTransformerConfig,
+    TensorProductConfig,
+    build_model,
+)
 from fkc.testing import random_molecular_graph
 
 F64 = torch.float64
@@ -20,6 +27,10 @@ class VP:
 
 
 def _backbone_config(kind):
+    if kind == "frame_transformer":
+        return FrameTransformerConfig(n_atoms=5, frame_atoms=[0, 1, 2], n_atom_types=3,
+                                      n_bond_types=2, hidden=16, n_layers=2, n_heads=2,
+                                      sigma_data=1.0, time_input="log_sigma")  # fmt: skip
     if kind == "egnn":
         return EGNNConfig(n_atom_types=3, n_bond_types=2, hidden=16, n_layers=2, sigma_data=1.0)
     return TensorProductConfig(
@@ -34,13 +45,21 @@ def _backbone_config(kind):
     )
 
 
-@pytest.fixture(scope="module", params=["egnn", "tensor_product"])
+@pytest.fixture(
+    scope="module",
+    params=[("egnn", "sigma"), ("tensor_product", "sigma"), ("egnn", "edm"),
+            ("frame_transformer", "edm")],  # fmt: skip
+    ids=lambda p: "-".join(p),
+)
 def model(request):
+    kind, scaling = request.param
     torch.manual_seed(0)
-    cfg = EnergyConfig(
-        backbone=_backbone_config(request.param), readout_hidden=16, sigma_scaling=True
-    )
-    return build_model(cfg.to_dict(), VP(), dtype=F64).eval()
+    cfg = EnergyConfig(backbone=_backbone_config(kind), readout_hidden=16,
+                       sigma_scaling=scaling == "sigma", edm_preconditioning=scaling == "edm")
+    m = build_model(cfg.to_dict(), VP(), dtype=F64).eval()
+    if scaling == "edm":  # its zero init would leave only the Gaussian term to test
+        torch.nn.init.normal_(m.readout[-1].weight, std=0.5)
+    return m
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +140,48 @@ def test_energy_model_config_and_validation():
         em.energy(torch.randn(2, 3, 3), torch.tensor([0.5, 0.0]), g)
     with pytest.raises(ValueError, match="backbone must be a ScoreNetwork"):
         EnergyScoreModel(torch.nn.Linear(2, 2))
+
+
+def test_edm_preconditioned_energy_starts_at_the_gaussian_and_matches_the_edm_denoiser():
+    """Untrained (zero readout), E = |x|^2 / (2 s^2) and the score is -x / s^2 with
+    s^2 = alpha^2 sigma_d^2 + sigma^2 exactly; trained, -grad E equals the EDM denoiser score
+    (alpha D - x) / sigma^2 with D = c_skip x + c_out grad_y psi (module docstring)."""
+    from fkc.models import edm_scalings
+    from fkc.sde.space import remove_com
+
+    torch.manual_seed(1)
+    cfg = EnergyConfig(backbone=_backbone_config("frame_transformer"), readout_hidden=8,
+                       edm_preconditioning=True)  # fmt: skip
+    m = build_model(cfg.to_dict(), VP(), dtype=F64).eval()
+    gen = torch.Generator().manual_seed(2)
+    graph = random_molecular_graph(5, n_atom_types=3, n_bond_types=2, generator=gen)
+    pos = remove_com(torch.randn(3, 5, 3, generator=gen, dtype=F64))
+    t = torch.tensor([0.01, 0.4, 0.9], dtype=F64)
+    a, sg = VP().alpha(t), VP().sigma(t)
+    s2 = (a**2 + sg**2)[:, None, None]
+    torch.testing.assert_close(m.score(pos, t, graph), -pos / s2, atol=1e-12, rtol=0)
+    torch.testing.assert_close(m.energy(pos, t, graph), (pos**2).sum((1, 2)) / (2 * s2.flatten()))
+
+    torch.nn.init.normal_(m.readout[-1].weight, std=0.5)
+    c_in, c_skip, c_out = edm_scalings(a, sg, 1.0, "denoiser")
+    y = (pos * c_in[:, None, None]).requires_grad_(True)
+    from fkc.models.graph import batch_fixed_graph
+
+    def psi(y):
+        flat = batch_fixed_graph(y / c_in[:, None, None], graph)
+        inv, _ = m.backbone.invariant_features(flat, t)
+        return m.readout(inv).sum()
+
+    (grad_psi,) = torch.autograd.grad(psi(y), y)
+    d = c_skip[:, None, None] * pos + c_out[:, None, None] * remove_com(grad_psi)
+    expected = (a[:, None, None] * d - pos) / sg[:, None, None] ** 2
+    torch.testing.assert_close(m.score(pos, t, graph), expected, atol=1e-9, rtol=1e-9)
+
+
+def test_edm_preconditioning_config_errors():
+    with pytest.raises(ValueError, match="choose one of sigma_scaling and edm_preconditioning"):
+        EnergyConfig(backbone=_backbone_config("egnn"), sigma_scaling=True,
+                     edm_preconditioning=True)  # fmt: skip
+    with pytest.raises(ValueError, match="edm_preconditioning needs the backbone's sigma_data"):
+        EnergyConfig(backbone=EGNNConfig(n_atom_types=3), edm_preconditioning=True)
+    # (a backbone with sigma_data always has a process: it refuses to be built without one)

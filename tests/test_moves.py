@@ -141,6 +141,8 @@ def test_mala_needs_log_density_and_names_the_expert():
     ({"mcmc_steps": 1, "mcmc_step_size": 0.0}, "step_size"),
     ({"mcmc_steps": 1, "mcmc_step_size": float("nan")}, "step_size"),
     ({"mcmc_steps": 1, "mcmc_window": (0.2, 0.5)}, "window"),
+    ({"mcmc_steps": 1, "mcmc": "ula", "mcmc_adapt": True}, "MALA's acceptance rate, got kind 'ula'"),
+    ({"mcmc_steps": 1, "mcmc_adapt": 1}, "adapt must be a bool, got 1"),
 ])
 def test_bad_move_settings_name_the_value(kw, match):
     gm, _, _ = _mixture(d=4)
@@ -185,3 +187,33 @@ def test_mala_on_com_free_points_stays_com_free_and_exact():
     ratio = float(res.x.var(0).mean() / (vt * 0.8))
     assert abs(ratio - 1.0) < 0.03, ratio
     assert 0.2 < res.acceptance < 0.95
+
+
+def test_adaptive_mala_step_grows_below_the_stiff_width_and_stays_exact():
+    """With a fixed step 0.5 sigma_t^2 / B, MALA accepts ~92 % over the last 50 steps (sigma_t
+    falls below the stiff width 0.05, so the moves barely move); adapted, the step ends ~24x
+    larger with acceptance near the 0.57 target, and the sampler stays exact. 6 seeds at these
+    settings: final step 11.7-12.3, last-50 acceptance 0.625-0.627, soft variance ratio
+    0.94-1.00, log Z - exact -0.4 ... 2.2, right-mode mass 0.32-0.74."""
+    gm, var, m = _mixture()
+    target = fkc.anneal(gm, BETA)
+    res = fkc.sample(target, 256, n_steps=400, grid="edm", t_min=T_MIN, final_resample=False,
+                     generator=torch.Generator().manual_seed(0), progress=False,
+                     dtype=torch.float64, mcmc_steps=2, mcmc="mala", mcmc_adapt=True)
+    steps = res.mcmc_step_sizes[:-1]
+    assert steps[0] == 0.5 and 8.0 < float(steps[-1]) < 18.0, steps[-5:]
+    assert 0.5 < float(res.acceptance[:-1][-50:].mean()) < 0.75
+    right, soft = _stats(res, m)
+    assert abs(right - 0.5) < 0.3 and 0.85 < soft < 1.15, (right, soft)
+    assert abs(res.log_z - _exact_log_z(var, gm.process)) < 3.0, res.log_z
+
+
+def test_adapted_step_size_rule():
+    cfg = MoveConfig(n=1, adapt=True, target_acceptance=0.5)
+    assert cfg.adapted(1.0, 0.5) == 1.0
+    assert cfg.adapted(1.0, 1.0) == pytest.approx(math.exp(0.5))
+    assert cfg.adapted(1.0, 0.0) == pytest.approx(math.exp(-0.5))
+    assert cfg.adapted(9e3, 1.0) == 1e4 and cfg.adapted(1.1e-4, 0.0) == 1e-4  # clipped
+    assert MoveConfig(n=1).adapted(0.3, 1.0) == 0.3  # no adaptation by default
+    with pytest.raises(ValueError, match=r"target_acceptance must be in \(0, 1\), got 1.0"):
+        MoveConfig(n=1, adapt=True, target_acceptance=1.0)

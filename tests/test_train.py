@@ -287,6 +287,29 @@ def test_init_from_fine_tunes_from_the_ema_weights(tmp_path):
         _config(tmp_path / "d", init_from="")
 
 
+def test_init_from_a_score_checkpoint_initialises_an_energy_models_backbone(tmp_path):
+    """An energy model (score = -grad E) can start from a score model of its backbone config:
+    the backbone gets the source's EMA weights, the readout keeps its own initialisation; a
+    checkpoint of a different backbone is refused, naming the field."""
+    data, valid = _gaussian_clouds(40), _gaussian_clouds(9, seed=1)
+    src = _run(tmp_path / "a", data, valid, **{"model.sigma_data": 1.0})
+    src_ck = load_checkpoint(src.last_checkpoint)
+    energy = {"name": "energy", "readout_hidden": 8, "edm_preconditioning": True,
+              "backbone": src_ck.model_config}  # fmt: skip
+    trainer = Trainer(_config(tmp_path / "b", init_from=str(src.last_checkpoint), model=energy),
+                      train_data=data, valid_data=valid, progress=False)  # fmt: skip
+    for k, v in trainer.model.backbone.state_dict().items():
+        assert torch.equal(v, src_ck.ema_state[k])
+    assert trainer.model.readout[-1].weight.abs().sum() == 0  # its own (zero) init
+    fine = _run(tmp_path / "b", data, valid, init_from=str(src.last_checkpoint), model=energy)
+    assert torch.isfinite(torch.as_tensor(fine.train_loss)).all()
+    assert load_checkpoint(fine.last_checkpoint).metadata["init_from"]["step"] == 12
+    other = dict(energy, backbone=dict(src_ck.model_config, hidden=16))
+    with pytest.raises(ConfigError, match=r"differs from model.backbone: in hidden \(8 vs 16\)"):
+        Trainer(_config(tmp_path / "c", init_from=str(src.last_checkpoint), model=other),
+                train_data=data, progress=False)  # fmt: skip
+
+
 def test_sigint_stops_with_checkpoint_and_resumes(tmp_path):
     data, valid = _gaussian_clouds(40), _gaussian_clouds(9, seed=1)
     full = _run(tmp_path / "full", data, valid)

@@ -5,6 +5,18 @@ features of a backbone (EGNN's ``h``, the tensor-product network's scalar channe
 ``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then ``grad_x (sigma E)`` plays the
 role of the eps-prediction, which keeps the readout O(1) at small noise).
 
+``edm_preconditioning=True`` (needs the backbone's ``sigma_data`` and process) is EDM's denoiser
+pre-conditioning (Karras et al. 2022) written as an energy, for ``x_t = alpha x_0 + sigma eps``:
+
+    E(x, t) = |x|^2 / (2 s^2) - (alpha sigma_d / sigma) psi(c_in x, t),
+    s^2 = alpha^2 sigma_d^2 + sigma^2,  c_in = 1 / s,  psi = sum_i MLP(inv_i),
+
+whose score ``-grad E = -x / s^2 + alpha sigma_d / (sigma s) grad_y psi`` is exactly the score of
+the EDM denoiser ``D = c_skip x + c_out F`` with ``F = grad_y psi``: the first term is the score
+of Gaussian data with variance ``sigma_d^2`` (the exact answer at large noise), and with the EDM
+loss weighting the target of ``F`` has unit variance at every noise level. The readout's last
+layer starts at zero, so an untrained model is that Gaussian.
+
 Because the score is an exact gradient, the model also offers a log density up to a
 ``t``-dependent constant, ``log p_t(x) = -E_theta(x, t) + const(t)``, which Feynman-Kac weights of
 annealed/product experts can use (Thornton et al., "Composition and control with distilled
@@ -34,7 +46,9 @@ class EnergyConfig(ConfigBase):
 
     backbone: :class:`EGNNConfig` or :class:`TensorProductConfig` (or its dict form in
     ``from_dict``); readout_hidden: width of the 2-layer invariant readout MLP; sigma_scaling:
-    ``E = E_raw / sigma(t)`` (needs the backbone's process).
+    ``E = E_raw / sigma(t)`` (needs the backbone's process); edm_preconditioning: the EDM form of
+    the module docstring (needs the backbone's process and ``sigma_data``; excludes
+    ``sigma_scaling``).
     """
 
     name = "energy"
@@ -42,6 +56,7 @@ class EnergyConfig(ConfigBase):
     backbone: BackboneConfig
     readout_hidden: int = 64
     sigma_scaling: bool = False
+    edm_preconditioning: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.backbone, BackboneConfig):
@@ -52,6 +67,13 @@ class EnergyConfig(ConfigBase):
             )
         self._check_int("readout_hidden", 1)
         self._check_bool("sigma_scaling")
+        self._check_bool("edm_preconditioning")
+        if self.edm_preconditioning and self.sigma_scaling:
+            raise ValueError("EnergyConfig: choose one of sigma_scaling and edm_preconditioning")
+        if self.edm_preconditioning and getattr(self.backbone, "sigma_data", None) is None:
+            raise ValueError(
+                "EnergyConfig.edm_preconditioning needs the backbone's sigma_data, got None"
+            )
 
     @classmethod
     def _convert_nested(cls, d):
@@ -82,7 +104,11 @@ class EnergyScoreModel(nn.Module):
     parameterization = "score"
 
     def __init__(
-        self, backbone: ScoreNetwork, readout_hidden: int = 64, sigma_scaling: bool = False
+        self,
+        backbone: ScoreNetwork,
+        readout_hidden: int = 64,
+        sigma_scaling: bool = False,
+        edm_preconditioning: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, ScoreNetwork):
@@ -92,10 +118,14 @@ class EnergyScoreModel(nn.Module):
             )
         # validates readout_hidden / sigma_scaling eagerly
         self._energy_config = EnergyConfig(
-            backbone=backbone.config, readout_hidden=readout_hidden, sigma_scaling=sigma_scaling
+            backbone=backbone.config,
+            readout_hidden=readout_hidden,
+            sigma_scaling=sigma_scaling,
+            edm_preconditioning=edm_preconditioning,
         )
-        if sigma_scaling and backbone.process is None:
-            raise ValueError("sigma_scaling=True needs a backbone constructed with a process")
+        if (sigma_scaling or edm_preconditioning) and backbone.process is None:
+            what = "sigma_scaling" if sigma_scaling else "edm_preconditioning"
+            raise ValueError(f"{what}=True needs a backbone constructed with a process")
         self.backbone = backbone
         self.readout = nn.Sequential(
             nn.Linear(backbone.n_invariant, readout_hidden),
@@ -104,6 +134,9 @@ class EnergyScoreModel(nn.Module):
             nn.SiLU(),
             nn.Linear(readout_hidden, 1),
         )
+        if edm_preconditioning:  # start at the Gaussian (module docstring)
+            nn.init.zeros_(self.readout[-1].weight)
+            nn.init.zeros_(self.readout[-1].bias)
 
     @property
     def config(self) -> EnergyConfig:
@@ -122,13 +155,22 @@ class EnergyScoreModel(nn.Module):
         inv, sigma = self.backbone.invariant_features(flat, t, condition, generator)
         e_atom = self.readout(inv).squeeze(-1).to(flat.pos.dtype)
         e = scatter(e_atom, flat.batch, dim=0, dim_size=flat.num_graphs, reduce="sum")
-        if self.config.sigma_scaling:
-            if bool((sigma <= 0).any()):
-                raise ValueError(
-                    "sigma_scaling=True needs sigma(t) > 0, got sigma = 0 at "
-                    f"t = {t[sigma <= 0].tolist()[:5]}"
-                )
+        cfg = self.config
+        if (cfg.sigma_scaling or cfg.edm_preconditioning) and bool((sigma <= 0).any()):
+            what = "sigma_scaling" if cfg.sigma_scaling else "edm_preconditioning"
+            raise ValueError(
+                f"{what}=True needs sigma(t) > 0, got sigma = 0 at t = {t[sigma <= 0].tolist()[:5]}"
+            )
+        if cfg.sigma_scaling:
             e = e / sigma
+        elif cfg.edm_preconditioning:
+            t = t.to(device=flat.pos.device)
+            alpha = self.process.alpha(t).to(e.dtype)
+            sigma = sigma.to(e.dtype)
+            sd = self.backbone.config.sigma_data
+            x = scatter_remove_com(flat.pos, flat.batch, flat.num_graphs)
+            sq = scatter((x * x).sum(-1), flat.batch, dim=0, dim_size=flat.num_graphs, reduce="sum")
+            e = sq / (2 * (alpha**2 * sd**2 + sigma**2)) - (alpha * sd / sigma) * e
         return e
 
     def energy(

@@ -122,6 +122,17 @@ def canonical_frame(x: torch.Tensor, frame_atoms: list[int]) -> torch.Tensor:
     return torch.stack([e1, e2, e3], dim=-1)
 
 
+def pairwise_distances(y: torch.Tensor) -> torch.Tensor:
+    """Interatomic distances ``(G, n, n)`` of ``y: (G, n, 3)``, twice differentiable.
+
+    ``torch.cdist`` has no double backward, which an energy model (score = ``-grad E``, trained
+    through the score) needs. The diagonal is exactly 0 with zero gradient: the square root is
+    taken of ``max(d^2, 1e-12)`` and the (coincident-atom) entries below that are set to 0.
+    """
+    d2 = (y[:, :, None, :] - y[:, None, :, :]).pow(2).sum(-1)
+    return torch.where(d2 > 1e-12, d2.clamp_min(1e-12).sqrt(), torch.zeros_like(d2))
+
+
 def hop_distances(adj: torch.Tensor, max_hops: int) -> torch.Tensor:
     """Shortest-path lengths on a bond graph, capped at ``max_hops + 1``.
 
@@ -229,7 +240,7 @@ class FrameTransformer(ScoreNetwork):
         bond[gid, local[1], local[0]] = edge_bond
         bond[gid, local[0], local[1]] = edge_bond
         hops = hop_distances(bond > 0, cfg.max_hops)
-        dist = torch.cdist(y, y)  # (G, n, n)
+        dist = pairwise_distances(y)  # (G, n, n)
         rbf = torch.exp(-(((dist[..., None] - self.rbf_centers) / self.rbf_width) ** 2))
         bias = self.pair_bias(rbf) + self.hop_bias(hops) + self.bond_bias(bond)
         bias = bias.reshape(g, n, n, cfg.n_layers, cfg.n_heads).permute(3, 0, 4, 1, 2)

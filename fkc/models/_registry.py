@@ -92,5 +92,7 @@ def _build(config: ConfigBase, process: AlphaSigmaProcess | None) -> nn.Module:
         return FrameTransformer(config, process)
     if isinstance(config, EnergyConfig):
         backbone = _build(config.backbone, process)
-        return EnergyScoreModel(backbone, config.readout_hidden, config.sigma_scaling)
+        return EnergyScoreModel(
+            backbone, config.readout_hidden, config.sigma_scaling, config.edm_preconditioning
+        )
     raise ValueError(f"build_model needs a model config or dict, got {type(config).__name__}")

@@ -102,8 +102,11 @@ class DiffusionFKModel(FeynmanKacModel):
         if self.moves is not None:
             self.moves.check(target)
         self.sigma2 = target.process.sigma2(times.to(torch.float64)).tolist()
-        # acceptance[k]: mean MCMC acceptance of the moves at t_k (NaN: no moves there)
+        # acceptance[k], step_sizes[k]: mean MCMC acceptance and the relative step size of the
+        # moves at t_k (NaN: no moves there); _step_size: the current (adapted) one
         self.acceptance = [math.nan] * (self.n_steps + 1)
+        self.step_sizes = [math.nan] * (self.n_steps + 1)
+        self._step_size = moves.step_size if self.moves is not None else math.nan
 
     def describe_step(self, k: int) -> str:
         return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
@@ -129,8 +132,9 @@ class DiffusionFKModel(FeynmanKacModel):
         need = self._needs_rate(k)
         res = langevin_moves(self.target, state.x, self._t(k, state.x.shape[0]),
                              ScoreTerms(S=state.S, sq=state.sq), self.sigma2[k], self.moves,
-                             weighted=need, generator=generator)
-        self.acceptance[k] = res.acceptance
+                             weighted=need, generator=generator, step_size=self._step_size)
+        self.acceptance[k], self.step_sizes[k] = res.acceptance, self._step_size
+        self._step_size = self.moves.adapted(self._step_size, res.acceptance)
         h = log_weight_rate(self.target, self.coef[k], res.terms) if need else None
         return _State(x=res.x, S=res.terms.S, sq=res.terms.sq, h=h)
 
@@ -190,7 +194,8 @@ class SampleResult:
     (positions before resampling at each time); seed: the generator's initial seed;
     acceptance: ``(n_steps + 1,)`` float64 mean MCMC acceptance of the moves at each ``t_k``
     (NaN where none ran; 1 for ULA), None without moves; moves_per_particle: MCMC moves made by
-    each particle (each one score evaluation per expert).
+    each particle (each one score evaluation per expert); mcmc_step_sizes: ``(n_steps + 1,)``
+    relative step size used at each ``t_k`` (adapted with ``mcmc_adapt``), None without moves.
     """
 
     samples: torch.Tensor
@@ -209,6 +214,7 @@ class SampleResult:
     corrected: bool
     acceptance: torch.Tensor | None = None
     moves_per_particle: int = 0
+    mcmc_step_sizes: torch.Tensor | None = None
 
     @property
     def weights(self) -> torch.Tensor:
@@ -272,6 +278,7 @@ def sample(
     mcmc: str = "mala",
     mcmc_step_size: float = 0.5,
     mcmc_window: tuple[float, float] = (1.0, 0.0),
+    mcmc_adapt: bool = False,
 ) -> SampleResult:
     """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
 
@@ -312,6 +319,8 @@ def sample(
             ``"ula"`` (unadjusted; scores only; ``O(step)`` bias).
         mcmc_step_size: Langevin step relative to ``sigma_t^2 / B``.
         mcmc_window: ``(t_hi, t_lo)``: moves only at times ``t_lo <= t_k <= t_hi``.
+        mcmc_adapt: tune the MALA step size along the run to an acceptance rate of 0.57
+            (``mcmc_step_size`` is the initial value; :mod:`fkc.sampler.moves`).
 
     Returns:
         :class:`SampleResult`.
@@ -335,7 +344,8 @@ def sample(
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
     a = noise_level(noise, comp)
     moves = MoveConfig(n=mcmc_steps, kind=mcmc, step_size=mcmc_step_size,
-                       window=tuple(float(v) for v in mcmc_window))  # checked by the FK model
+                       window=tuple(float(v) for v in mcmc_window),
+                       adapt=mcmc_adapt)  # checked by the FK model
     device = torch.device(device) if device is not None else torch.device("cpu")
     if generator is None:
         generator = torch.Generator(device=device)
@@ -384,6 +394,8 @@ def sample(
         corrected=correct,
         acceptance=(torch.tensor(model.acceptance, dtype=torch.float64)
                     if model.moves is not None else None),
+        mcmc_step_sizes=(torch.tensor(model.step_sizes, dtype=torch.float64)
+                         if model.moves is not None else None),
         moves_per_particle=(0 if model.moves is None else
                             model.moves.n * sum(not math.isnan(a) for a in model.acceptance)),
     )

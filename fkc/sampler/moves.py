@@ -22,6 +22,15 @@ stiffest direction (the variance of the noise the SDE still has to remove).
 * ``kind="ula"`` always accepts (unadjusted Langevin; needs only scores). Its stationary law is
   ``pi_t`` up to ``O(delta)``, so it adds a bias that shrinks with ``step_size``; use it knowingly.
 
+``adapt=True`` (MALA only) tunes ``step_size`` along the run from the population's acceptance
+rate: after the moves at ``t_k``, ``log step_size += ADAPT_GAIN * (acceptance - target)``
+(clipped to ``[1e-4, 1e4]``), used from ``t_{k+1}`` on. Each kernel stays exactly
+``pi_t``-invariant because its step depends only on particles before the moves (population
+adaptation in SMC samplers; Buchholz, Chopin & Jacob 2021, Bayesian Analysis 16). This matters
+below the noise level of the data's stiffest directions (bond lengths): there ``pi_t`` is much
+wider than ``sigma_t^2 / B``, a fixed relative step accepts almost everything and barely moves,
+and the adapted step grows until the acceptance falls to the target.
+
 A moved particle's score, log-weight rate and (MALA) log density are those of the accepted point,
 so the moves cost ``n`` evaluations of every expert per step and nothing more.
 """
@@ -37,6 +46,8 @@ from ..compose.algebra import Composition
 from ..compose.corrector import ScoreTerms, score_terms
 
 KINDS = ("mala", "ula")
+ADAPT_GAIN = 1.0  # log step change per unit acceptance error (one population estimate per step)
+STEP_RANGE = (1e-4, 1e4)
 
 
 def resolve_kind(kind: str, target) -> str:
@@ -52,14 +63,17 @@ class MoveConfig:
     """Langevin moves between SDE steps.
 
     n: moves per step (0: none). kind: ``"mala"`` (exact, needs log densities) or ``"ula"``.
-    step_size: ``delta / (sigma_t^2 / B)``, > 0. window: ``(t_hi, t_lo)``; moves only at times
-    ``t_lo <= t_k <= t_hi``.
+    step_size: ``delta / (sigma_t^2 / B)``, > 0 (with ``adapt``: the initial value). window:
+    ``(t_hi, t_lo)``; moves only at times ``t_lo <= t_k <= t_hi``. adapt: tune the step size
+    to ``target_acceptance`` in (0, 1) (MALA only; module docstring).
     """
 
     n: int = 0
     kind: str = "mala"
     step_size: float = 0.5
     window: tuple[float, float] = (1.0, 0.0)
+    adapt: bool = False
+    target_acceptance: float = 0.57
 
     def __post_init__(self):
         if not (isinstance(self.n, int) and self.n >= 0):
@@ -73,6 +87,21 @@ class MoveConfig:
         if not 0.0 <= t_lo <= t_hi <= 1.0:
             raise ValueError(
                 f"MCMC window must be (t_hi, t_lo) with 0 <= t_lo <= t_hi <= 1, got {self.window}")
+        if not isinstance(self.adapt, bool):
+            raise ValueError(f"MCMC adapt must be a bool, got {self.adapt!r}")
+        if self.adapt and self.kind != "mala":
+            raise ValueError(f"adaptive MCMC step sizes need MALA's acceptance rate, got kind "
+                             f"{self.kind!r}")
+        a = float(self.target_acceptance)
+        if not 0.0 < a < 1.0:
+            raise ValueError(f"MCMC target_acceptance must be in (0, 1), got {self.target_acceptance!r}")
+
+    def adapted(self, step_size: float, acceptance: float) -> float:
+        """The next step size after a block of moves with this mean acceptance."""
+        if not self.adapt:
+            return step_size
+        new = step_size * math.exp(ADAPT_GAIN * (acceptance - self.target_acceptance))
+        return min(max(new, STEP_RANGE[0]), STEP_RANGE[1])
 
     def active(self, t: float) -> bool:
         t_hi, t_lo = self.window
@@ -103,7 +132,7 @@ def _log_density(composition: Composition, x: torch.Tensor, t: torch.Tensor) -> 
 
 def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, terms: ScoreTerms,
                    sigma2: float, config: MoveConfig, weighted: bool,
-                   generator: torch.Generator) -> MoveResult:
+                   generator: torch.Generator, step_size: float | None = None) -> MoveResult:
     """``config.n`` Langevin moves of every particle on ``pi_t``.
 
     Args:
@@ -111,9 +140,12 @@ def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, t
             (``terms.sq`` needed iff ``weighted``); sigma2: ``sigma_t^2`` of the process.
         weighted: also return ``|S|^2 - sum b_i |s_i|^2`` at the moved points (the log-weight
             rate needs it).
+        step_size: relative step for this block (default ``config.step_size``; the sampler
+            passes the adapted one).
     """
     project = composition.process.space.project
-    delta = config.step_size * sigma2 / composition.total
+    rel = config.step_size if step_size is None else step_size
+    delta = rel * sigma2 / composition.total
     if not delta > 0:
         raise ValueError(f"MCMC step size is {delta} at t={float(t[0])}; it needs sigma_t > 0")
     scale = math.sqrt(2.0 * delta)

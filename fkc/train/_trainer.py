@@ -23,7 +23,8 @@ log/validation event), ``last.safetensors`` (full, resumable checkpoint, every
 validation loss; not resumable).
 
 Fine-tuning: with ``init_from`` set in the config, the network and its EMA copy start from the EMA
-weights of that checkpoint (which must hold the same model config and noise process); the
+weights of that checkpoint (which must hold the same model config and noise process; for an
+energy model, a checkpoint of its backbone config initialises the backbone only); the
 optimizer, step counter, learning-rate schedule and generators start fresh. The source is recorded
 in the metadata (``init_from``: path, step, file SHA-256).
 """
@@ -218,11 +219,15 @@ class Trainer:
             raise ConfigError("metadata.init_from is reserved (filled in by the trainer)")
         ckpt = load_checkpoint(path)
         mine = self.config.model.to_dict()
+        target, what = self.model, "model"
+        if mine.get("name") == "energy" and ckpt.model_config.get("name") != "energy":
+            # a score checkpoint of the energy model's backbone: only the backbone starts from it
+            mine, target, what = mine["backbone"], self.model.backbone, "model.backbone"
         if ckpt.model_config != mine:
             diff = sorted(k for k in set(mine) | set(ckpt.model_config)
                           if mine.get(k) != ckpt.model_config.get(k))
             raise ConfigError(
-                f"init_from {path}: its model config differs from model: in "
+                f"init_from {path}: its model config differs from {what}: in "
                 + "; ".join(f"{k} ({ckpt.model_config.get(k)!r} vs {mine.get(k)!r})" for k in diff)
             )
         if process_to_dict(ckpt.process) != process_to_dict(self.process):
@@ -231,8 +236,8 @@ class Trainer:
                 f"from process: {process_to_dict(self.process)}"
             )
         state = ckpt.ema_state if ckpt.ema_state is not None else ckpt.model_state
-        check_state_dict(self.model, state, f"init_from {path}")
-        self.model.load_state_dict(state)
+        check_state_dict(target, state, f"init_from {path}")
+        target.load_state_dict(state)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return {"path": str(path), "step": ckpt.step, "file_sha256": digest,
                 "training_temperature": ckpt.metadata.get("training_temperature")}

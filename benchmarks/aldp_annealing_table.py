@@ -10,7 +10,9 @@ reports the raw L fraction before mirroring.
 Rows (``--preset direct``): the 800 K model sampled at 800 K (beta = 1, no annealing), and
 annealed to 300 K (beta = 8/3) with the target-score and tempered-noise SDEs, each with and
 without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its own temperature.
-``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+``--preset energy``: an energy-parameterised 800 K model (``--model models/aldp-energy-T800``)
+annealed with and without FKC, with two adaptive MALA moves per step (exact for the model's
+``q^beta``). ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
 the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
 ULA2 = {"mcmc_steps": 2, "mcmc": "ula"}  # 2 Langevin moves on pi_t per step (resample-move)
+MALA2 = {"mcmc_steps": 2, "mcmc": "mala", "mcmc_adapt": True}  # exact; needs an energy model
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
     #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):
     #                 weights accumulate only there, an approximation; or MCMC moves])
@@ -55,6 +58,15 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
         "tempered noise, FKC": (True, TARGET_T, "tempered", True),
         "model trained at 300 K": (False, TARGET_T, "target", False),
     },
+    # an energy-parameterised 800 K model (--model models/aldp-energy-T800): exact MALA moves
+    "energy": {
+        "energy model, 800 K, not annealed": (True, 800.0, "target", False),
+        "energy model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
+        "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", False, MALA2),
+        "energy model -> 300 K, FKC, 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", True, MALA2),
+    },
     # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
         "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
@@ -65,7 +77,9 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
           "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",
-          "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC")
+          "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC",
+          "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step",
+          "energy model -> 300 K, FKC, 2 adaptive MALA moves/step")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
@@ -89,8 +103,9 @@ def main(argv=None):
                    help="300 K MD files (default: datasets/aldp/T300_s*.npz)")
     p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
     p.add_argument("--preset", choices=list(PRESETS), default="direct",
-                   help="rows: 'direct' (one jump 800 K -> 300 K) or 'ladder' (last rung of an "
-                        "annealing ladder; --model: the 450 K ladder model)")
+                   help="rows: 'direct' (one jump 800 K -> 300 K), 'energy' (the same with an "
+                        "energy-parameterised model and exact MALA moves) or 'ladder' (last rung "
+                        "of an annealing ladder; --model: the 450 K ladder model)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="subset of the rows")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     p.add_argument("--readme", default=None,

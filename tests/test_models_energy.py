@@ -92,6 +92,14 @@ def test_score_is_minus_energy_gradient_by_finite_differences(model, inputs):
     torch.testing.assert_close(model.log_density(pos, t, graph), -model.energy(pos, t, graph))
 
 
+def test_energy_and_score_in_one_pass(model, inputs):
+    pos, t, graph = inputs
+    e, s = model.energy_and_score(pos, t, graph, chunk_size=1)
+    torch.testing.assert_close(e, model.energy(pos, t, graph))
+    torch.testing.assert_close(s, model.score(pos, t, graph))
+    assert not e.requires_grad and not s.requires_grad
+
+
 def test_flat_energy_and_score_match_fixed_graph(model, inputs):
     from fkc.models import batch_fixed_graph
 

@@ -172,6 +172,25 @@ def test_energy_expert_log_density(energy_ckpt):
     assert torch.isfinite(res.samples).all() and res.samples.shape == (8, 5, 3)
 
 
+def test_energy_expert_reuses_the_energy_of_the_last_score_call(energy_ckpt, monkeypatch):
+    """MALA asks for the log density right after the score at the same points: the energy of
+    the score's forward pass is reused (one network pass fewer per move), and only for exactly
+    those tensors, unmodified."""
+    ex = ScoreModelExpert.from_checkpoint(energy_ckpt, chunk_size=3)
+    x, t = _x(7, F64)
+    fresh = ex.log_density(x.clone(), t.clone())
+    calls = []
+    monkeypatch.setattr(ex.model, "log_density",
+                        lambda *a, **k: calls.append(1) or torch.zeros(7, dtype=F64))
+    ex.score(x, t)
+    torch.testing.assert_close(ex.log_density(x, t), fresh)  # cached, exact
+    assert calls == []
+    ex.log_density(x.clone(), t)  # another tensor (same values): computed
+    x.add_(0.0)  # modified in place: computed again
+    ex.log_density(x, t)
+    assert len(calls) == 2
+
+
 def test_corrupt_checkpoint_error_names_the_file(egnn_ckpt, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(egnn_ckpt.read_bytes()[:-50])

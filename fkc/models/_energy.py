@@ -94,6 +94,8 @@ class EnergyScoreModel(nn.Module):
     * ``energy(pos (n_particles, n_atoms, 3), t (n_particles,), graph, condition)``
       ``-> (n_particles,)``
     * ``log_density(...) = -energy(...)`` (up to a constant in ``x``)
+    * ``energy_and_score(...) -> ((n_particles,), (n_particles, n_atoms, 3))``: both from one
+      forward/backward pass (what MALA needs)
     * ``score(..., create_graph=None) -> (n_particles, n_atoms, 3)``: ``-grad_x E`` by autograd;
       ``create_graph`` defaults to ``self.training`` (so a score-matching loss can be
       back-propagated). ``forward`` is ``score`` (``parameterization = "score"``).
@@ -184,6 +186,23 @@ class EnergyScoreModel(nn.Module):
             return self._energy(flat, t, condition, generator)
 
         return map_chunks(run, pos, t, condition, chunk_size)
+
+    def energy_and_score(
+        self, pos, t, graph: MolecularGraph, condition=None, *, generator=None, chunk_size=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(E_theta (n_particles,), -grad_x E_theta (n_particles, n_atoms, 3))`` from one
+        forward and one backward pass (inference: no graph is kept)."""
+        n, n_atoms = pos.shape[0], pos.shape[1]
+
+        def run(pos, t, condition):
+            with torch.enable_grad():
+                x = pos.detach().requires_grad_(True)
+                e = self.energy(x, t, graph, condition, generator=generator)
+                (g,) = torch.autograd.grad(e.sum(), x)
+            return torch.cat([e.detach()[:, None], -g.flatten(1)], dim=1)
+
+        out = map_chunks(run, pos, t, condition, chunk_size)
+        return out[:, 0], remove_com(out[:, 1:].reshape(n, n_atoms, 3))
 
     def log_density(
         self, pos, t, graph: MolecularGraph, condition=None, *, generator=None, chunk_size=None

@@ -1,8 +1,8 @@
 r"""Energy-parameterised score: ``s_theta(x, t) = -grad_x E_theta(x, t)``.
 
 ``E_theta(x, t) = scale(t) * sum_i MLP(inv_i(x, t))`` with ``inv_i`` the rotation-invariant node
-features of a backbone (EGNN's ``h``, the tensor-product network's scalar channels) and
-``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then ``grad_x (sigma E)`` plays the
+features of a backbone (EGNN's ``h``, the tensor-product network's scalar channels, the frame
+transformer's tokens) and ``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then ``grad_x (sigma E)`` plays the
 role of the eps-prediction, which keeps the readout O(1) at small noise).
 
 ``edm_preconditioning=True`` (needs the backbone's ``sigma_data`` and process) is EDM's denoiser
@@ -44,8 +44,8 @@ from .graph import FlatBatch, MolecularGraph
 class EnergyConfig(ConfigBase):
     """Energy model: a backbone config plus the readout.
 
-    backbone: :class:`EGNNConfig` or :class:`TensorProductConfig` (or its dict form in
-    ``from_dict``); readout_hidden: width of the 2-layer invariant readout MLP; sigma_scaling:
+    backbone: :class:`EGNNConfig`, :class:`TensorProductConfig` or :class:`FrameTransformerConfig`
+    (or its dict form in ``from_dict``); readout_hidden: width of the 2-layer invariant readout MLP; sigma_scaling:
     ``E = E_raw / sigma(t)`` (needs the backbone's process); edm_preconditioning: the EDM form of
     the module docstring (needs the backbone's process and ``sigma_data``; excludes
     ``sigma_scaling``).
@@ -115,7 +115,7 @@ class EnergyScoreModel(nn.Module):
         super().__init__()
         if not isinstance(backbone, ScoreNetwork):
             raise ValueError(
-                "backbone must be a ScoreNetwork (EGNN, TensorProductNet), got "
+                "backbone must be a ScoreNetwork (EGNN, TensorProductNet, FrameTransformer), got "
                 f"{type(backbone).__name__}"
             )
         # validates readout_hidden / sigma_scaling eagerly

@@ -247,7 +247,9 @@ def report(out: Path, seeds, md_files, rows=ROWS) -> str:
             if label in PANELS:
                 x = samples_in_nm(first.x, first.metadata)
                 x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
-                panels[label.replace("target-score, ", "")] = phi_psi(x, system)
+                title = (label.replace("target-score, ", "").replace("energy model -> 300 K, ", "")
+                         .replace(", 2 adaptive MALA moves/step", " + MALA"))
+                panels[title] = phi_psi(x, system)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(metrics, indent=1))
     tmp.replace(cache)

@@ -2,8 +2,9 @@ r"""Energy-parameterised score: ``s_theta(x, t) = -grad_x E_theta(x, t)``.
 
 ``E_theta(x, t) = scale(t) * sum_i MLP(inv_i(x, t))`` with ``inv_i`` the rotation-invariant node
 features of a backbone (EGNN's ``h``, the tensor-product network's scalar channels, the frame
-transformer's tokens) and ``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then ``grad_x (sigma E)`` plays the
-role of the eps-prediction, which keeps the readout O(1) at small noise).
+transformer's tokens) and ``scale(t) = 1`` or ``1 / sigma(t)`` (``sigma_scaling=True``: then
+``grad_x (sigma E)`` plays the role of the eps-prediction, which keeps the readout O(1) at small
+noise).
 
 ``edm_preconditioning=True`` (needs the backbone's ``sigma_data`` and process) is EDM's denoiser
 pre-conditioning (Karras et al. 2022) written as an energy, for ``x_t = alpha x_0 + sigma eps``:

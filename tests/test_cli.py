@@ -85,19 +85,10 @@ def test_evaluate_against_reference(tmp_path, capsys):
     assert metrics["same"]["distance_w2"] < 0.05 < metrics["other"]["distance_w2"]
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
+def _save_toy(folder, cfg, model, proc):
+    """Save ``model`` as a 4-atom toy checkpoint trained at T = 2 in ``folder``."""
     from fkc.checkpoint import Checkpoint, save_checkpoint
-    from fkc.models import EGNNConfig, build_model
-    from fkc.sde import VPSDE
 
-    proc = VPSDE(com_free=True)
-    cfg = EGNNConfig(hidden=8, n_layers=1, n_atom_types=1)
-    torch.manual_seed(0)
-    model = build_model(cfg, proc)
-    folder = tmp_path_factory.mktemp("model")
     meta = {"training_temperature": 2.0, "system": "toy",
             "graph": {"atom_types": [0] * 4, "edge_index": None, "bond_types": None,
                       "atom_features": None}}
@@ -109,11 +100,23 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from fkc.models import EGNNConfig, build_model
+    from fkc.sde import VPSDE
+
+    proc = VPSDE(com_free=True)
+    cfg = EGNNConfig(hidden=8, n_layers=1, n_atom_types=1)
+    torch.manual_seed(0)
+    return _save_toy(tmp_path_factory.mktemp("model"), cfg, build_model(cfg, proc), proc)
+
+
+@pytest.fixture(scope="module")
 def tiny_energy_model(tmp_path_factory):
     """An energy-parameterised model (it has a log density, so MALA moves are possible)."""
     import torch
 
-    from fkc.checkpoint import Checkpoint, save_checkpoint
     from fkc.models import EGNNConfig, EnergyConfig, build_model
     from fkc.sde import VPSDE
 
@@ -123,15 +126,7 @@ def tiny_energy_model(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(cfg, proc)
     torch.nn.init.normal_(model.readout[-1].weight, std=0.1)
-    folder = tmp_path_factory.mktemp("energy_model")
-    meta = {"training_temperature": 2.0, "system": "toy",
-            "graph": {"atom_types": [0] * 4, "edge_index": None, "bond_types": None,
-                      "atom_features": None}}
-    save_checkpoint(folder / "last.safetensors",
-                    Checkpoint(model_config=cfg.to_dict(), process=proc,
-                               model_state=model.state_dict(), ema_state=model.state_dict(),
-                               metadata=meta))
-    return folder
+    return _save_toy(tmp_path_factory.mktemp("energy_model"), cfg, model, proc)
 
 
 def test_anneal_writes_samples_with_metadata(tiny_model, tmp_path):

@@ -196,11 +196,12 @@ class EnergyScoreModel(nn.Module):
         n, n_atoms = pos.shape[0], pos.shape[1]
 
         def run(pos, t, condition):
-            with torch.enable_grad():
-                x = pos.detach().requires_grad_(True)
-                e = self.energy(x, t, graph, condition, generator=generator)
-                (g,) = torch.autograd.grad(e.sum(), x)
-            return torch.cat([e.detach()[:, None], -g.flatten(1)], dim=1)
+            e, s = self._energy_and_minus_grad(
+                lambda x: self.energy(x, t, graph, condition, generator=generator),
+                pos.detach(),
+                create_graph=False,
+            )
+            return torch.cat([e.detach()[:, None], s.flatten(1)], dim=1)
 
         out = map_chunks(run, pos, t, condition, chunk_size)
         return out[:, 0], remove_com(out[:, 1:].reshape(n, n_atoms, 3))
@@ -231,14 +232,18 @@ class EnergyScoreModel(nn.Module):
         return self._energy(flat, t, condition, generator)
 
     # ---- scores -------------------------------------------------------------------------------
-    def _grad(self, energy_fn, pos, create_graph):
+    def _energy_and_minus_grad(self, energy_fn, pos, create_graph):
+        """``(E(pos), -grad E(pos))`` by autograd; ``create_graph=None`` follows training mode."""
         if create_graph is None:
             create_graph = self.training
         with torch.enable_grad():
             x = pos if pos.requires_grad else pos.detach().requires_grad_(True)
             e = energy_fn(x)
             (g,) = torch.autograd.grad(e.sum(), x, create_graph=create_graph)
-        return -g
+        return e, -g
+
+    def _grad(self, energy_fn, pos, create_graph):
+        return self._energy_and_minus_grad(energy_fn, pos, create_graph)[1]
 
     def score(
         self,

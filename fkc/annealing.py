@@ -41,12 +41,14 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  weight_window: tuple[float, float] = (1.0, 0.0), denoise: bool = True,
                  mcmc_steps: int = 0, mcmc: str = "auto", mcmc_step_size: float = 0.5,
                  mcmc_window: tuple[float, float] = (1.0, 0.0), mcmc_adapt: bool = False,
-                 device: str | None = None, progress: bool = True) -> SampleFile:
+                 weights: str = "fkc", device: str | None = None, progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
 
     ``mcmc_steps`` Langevin moves per step (:mod:`fkc.sampler.moves`); ``mcmc="auto"`` takes MALA
     when the model has a log density (energy-parameterised) and ULA otherwise; the kind used is
-    recorded in the metadata; ``mcmc_adapt`` tunes MALA's step size to 0.57 acceptance.
+    recorded in the metadata; ``mcmc_adapt`` tunes MALA's step size to 0.57 acceptance;
+    ``weights="density"`` uses the exact discrete-time weights of an energy-parameterised model
+    (:mod:`fkc.sampler.density_weights`).
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).
@@ -69,7 +71,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  correct=correct, grid=grid, t_min=t_min, weight_window=weight_window,
                  denoise=denoise, generator=torch.Generator(device or "cpu").manual_seed(seed),
                  device=device, progress=progress, mcmc_steps=mcmc_steps, mcmc=mcmc,
-                 mcmc_step_size=mcmc_step_size, mcmc_window=mcmc_window, mcmc_adapt=mcmc_adapt)
+                 mcmc_step_size=mcmc_step_size, mcmc_window=mcmc_window, mcmc_adapt=mcmc_adapt,
+                 weights=weights)
     wall = time.perf_counter() - start
     n_eval = (n_steps + (1 if correct else 0) + (1 if denoise else 0)
               + res.moves_per_particle) * n_particles
@@ -81,7 +84,7 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
             "weight_window": list(weight_window), "denoise": denoise,
             "mcmc_steps": mcmc_steps, "mcmc": mcmc if mcmc_steps > 0 else None,
             "mcmc_step_size": mcmc_step_size, "mcmc_window": list(mcmc_window),
-            "mcmc_adapt": mcmc_adapt,
+            "mcmc_adapt": mcmc_adapt, "weights": weights if correct else None,
             "score_evaluations": n_eval,
             "wall_time_s": wall, "system": expert.metadata.get("system"),
             "length_unit": expert.metadata.get("length_unit")}

@@ -120,6 +120,7 @@ def _anneal(args: argparse.Namespace) -> int:
                           denoise=not args.no_denoise, mcmc_steps=args.mcmc_steps,
                           mcmc=args.mcmc, mcmc_step_size=args.mcmc_step_size,
                           mcmc_window=tuple(args.mcmc_window), mcmc_adapt=args.mcmc_adapt,
+                          weights=args.weights,
                           device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
@@ -198,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mcmc-adapt", action="store_true",
                    help="tune the MALA step size along the run to 0.57 acceptance "
                         "(--mcmc-step-size is the initial value)")
+    a.add_argument("--weights", choices=["fkc", "density"], default="fkc",
+                   help="'fkc': continuous-time FKC weights (scores suffice); 'density': exact "
+                        "discrete-time SMC weights from an energy-parameterised model's log "
+                        "density (any step count; default: %(default)s)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

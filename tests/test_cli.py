@@ -215,3 +215,15 @@ def test_anneal_adaptive_mala_on_an_energy_model(tiny_energy_model, tmp_path):
         main(["anneal", "--model", str(tiny_energy_model), "--temperature", "1.0",
               "--particles", "8", "--steps", "4", "--mcmc-steps", "1", "--mcmc", "ula",
               "--mcmc-adapt", "--out", str(out), "--no-progress"])
+
+
+def test_anneal_density_weights_on_an_energy_model(tiny_energy_model, tiny_model, tmp_path):
+    out = tmp_path / "d.npz"
+    args = ["anneal", "--temperature", "0.5", "--particles", "16", "--steps", "6",
+            "--weights", "density", "--no-progress", "--out", str(out)]
+    assert main(args + ["--model", str(tiny_energy_model), "--mcmc-steps", "1"]) == 0
+    s = load_samples(out)
+    assert s.metadata["weights"] == "density" and np.isfinite(s.log_z)
+    assert np.isfinite(s.x).all()
+    with pytest.raises(ValueError, match="weights='density' needs a log density"):
+        main(args + ["--model", str(tiny_model)])  # score-only network

@@ -191,6 +191,20 @@ def test_energy_expert_reuses_the_energy_of_the_last_score_call(energy_ckpt, mon
     assert len(calls) == 2
 
 
+def test_density_weights_and_mala_cost_one_network_pass_per_evaluation(energy_ckpt, monkeypatch):
+    """With weights='density' and MALA every log density the sampler needs is at points whose
+    score was just computed, so it comes from the score pass: no separate energy evaluation."""
+    ex = ScoreModelExpert.from_checkpoint(energy_ckpt, chunk_size=3)
+    calls = []
+    real = ex.model.log_density
+    monkeypatch.setattr(ex.model, "log_density",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = fkc.sample(fkc.anneal(ex, 2.0), 6, n_steps=3, weights="density", mcmc_steps=1,
+                   dtype=F64, generator=torch.Generator().manual_seed(0), progress=False)
+    assert torch.isfinite(r.log_weights).all()
+    assert calls == []
+
+
 def test_corrupt_checkpoint_error_names_the_file(egnn_ckpt, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(egnn_ckpt.read_bytes()[:-50])

@@ -16,6 +16,10 @@ applicable) with log-weight ``log pi_1(x) - log prior(x)``: exact when every exp
 density, otherwise ``pi_1`` is replaced by ``prod_i prior^{b_i}`` (a constant log-weight). With
 normalised experts, ``log_z`` then estimates ``log int prod_i q_{i,t_min}(x)^{b_i} dx``.
 
+With ``weights="density"`` the step ``k -> k+1`` is weighted instead by the exact discrete-time
+SMC weight ``pi_{k+1}(x') L_k(x | x') / (pi_k(x) M_k(x' | x))`` from the experts' log densities
+(:mod:`fkc.sampler.density_weights`): exact for any grid, no ``|s|^2`` term.
+
 Optionally, after the resampling decision at ``t_k`` each particle makes Langevin (MALA or ULA)
 moves on ``pi_{t_k}`` before the SDE step (resample-move; :mod:`fkc.sampler.moves`).
 """
@@ -40,19 +44,23 @@ from ..compose.corrector import (
 )
 from ..experts.base import Expert
 from ..smc import SMC, FeynmanKacModel
+from .density_weights import backward_kernels, step_log_weight
 from .moves import MoveConfig, langevin_moves
+
+WEIGHTS = ("fkc", "density")
 
 
 @dataclass
 class _State:
     """Particles ``x: (n, *event_shape)``, the composed score ``S`` at them, and
-    ``sq = |S|^2 - sum b_i |s_i|^2`` and the log-weight rate ``h``, both ``(n,)`` float64 (None
-    when not needed)."""
+    ``sq = |S|^2 - sum b_i |s_i|^2``, the log-weight rate ``h`` and ``log_p = log pi_t(x)``, all
+    ``(n,)`` float64 (None when not needed)."""
 
     x: torch.Tensor
     S: torch.Tensor | None = None
     sq: torch.Tensor | None = None
     h: torch.Tensor | None = None
+    log_p: torch.Tensor | None = None
 
 
 class DiffusionFKModel(FeynmanKacModel):
@@ -77,11 +85,25 @@ class DiffusionFKModel(FeynmanKacModel):
             :func:`sample`).
         moves: Langevin moves on ``pi_{t_k}`` after the resampling decision at ``t_k`` and
             before the SDE step (see :mod:`fkc.sampler.moves`); None: no moves.
+        weights: ``"fkc"`` (the continuous-time rate above) or ``"density"`` (the discrete-time
+            weights of :mod:`fkc.sampler.density_weights`; needs every expert's log density and
+            ``a > 0``).
     """
 
     def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
                  dtype: torch.dtype, device: torch.device, record_trajectory: bool = False,
-                 weight_window: tuple[float, float] = (1.0, 0.0), moves: MoveConfig | None = None):
+                 weight_window: tuple[float, float] = (1.0, 0.0), moves: MoveConfig | None = None,
+                 weights: str = "fkc"):
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        self.density = weighted and weights == "density"
+        if self.density:
+            if not target.has_log_density:
+                missing = [type(e).__name__ for e, _ in target.terms if not e.has_log_density]
+                raise ValueError(f"weights='density' needs a log density for every expert, but "
+                                 f"{missing} have none (score-only networks): use weights='fkc'")
+            self.kernels = backward_kernels(target, times, a)
+            self.n_free = target.process.space.n_free(target.event_shape)
         self.target = target
         self.times = times
         self.n_steps = times.numel() - 1
@@ -107,36 +129,62 @@ class DiffusionFKModel(FeynmanKacModel):
         self.acceptance = [math.nan] * (self.n_steps + 1)
         self.step_sizes = [math.nan] * (self.n_steps + 1)
         self._step_size = moves.step_size if self.moves is not None else math.nan
+        self._t_last: tuple[int, int, torch.Tensor] | None = None
 
     def describe_step(self, k: int) -> str:
         return f"step {k} of {self.n_steps} (t={float(self.times[k]):.4f})"
 
     def _t(self, k: int, n: int) -> torch.Tensor:
-        """``t_k`` for every particle, ``(n,)`` (what experts take)."""
-        return torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
+        """``t_k`` for every particle, ``(n,)`` (what experts take). The same tensor is returned
+        until ``k`` or ``n`` changes, so an energy model's cache (energy of the last score call,
+        keyed by the argument tensors) serves the log densities at ``t_k``."""
+        if self._t_last is None or self._t_last[:2] != (k, n):
+            t = torch.full((n,), float(self.times[k]), dtype=self.dtype, device=self.device)
+            self._t_last = (k, n, t)
+        return self._t_last[2]
 
-    def _needs_rate(self, k: int) -> bool:
-        """The log-weight rate at ``t_k`` enters a step's potential."""
+    def _weighted_at(self, k: int) -> bool:
+        """A step's potential uses ``t_k`` (as its start or its end)."""
         return (k < self.n_steps and self.weights_on[k]) or (k > 0 and self.weights_on[k - 1])
 
+    def _needs_rate(self, k: int) -> bool:
+        """The FKC log-weight rate at ``t_k`` enters a step's potential."""
+        return not self.density and self._weighted_at(k)
+
+    def _log_p(self, k: int, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor | None:
+        """``log pi_{t_k}(x)`` ``(n,)`` float64 where a density weight needs it, else None (called
+        right after the scores at the same ``x`` and ``t`` tensors, so an energy model reuses
+        that pass)."""
+        if not (self.density and self._weighted_at(k)):
+            return None
+        return self.target.log_density(x, t).to(torch.float64)
+
     def _evaluate(self, k: int, x: torch.Tensor) -> _State:
-        """Scores (and, where a potential needs it, the log-weight rate) at ``x_k``."""
+        """Scores (and, where a potential needs them, the log-weight rate or log density) at
+        ``x_k``."""
         t = self._t(k, x.shape[0])
         need = self._needs_rate(k)
         terms = score_terms(self.target, x, t, weighted=need)
         h = log_weight_rate(self.target, self.coef[k], terms) if need else None
-        return _State(x=x, S=terms.S, sq=terms.sq, h=h)
+        return _State(x=x, S=terms.S, sq=terms.sq, h=h, log_p=self._log_p(k, x, t))
 
     def _move(self, k: int, state: _State, generator: torch.Generator) -> _State:
-        """Langevin moves on ``pi_{t_k}``; scores and log-weight rate follow the moved points."""
+        """Langevin moves on ``pi_{t_k}``; scores, log-weight rate and log density follow the
+        moved points."""
         need = self._needs_rate(k)
-        res = langevin_moves(self.target, state.x, self._t(k, state.x.shape[0]),
+        t = self._t(k, state.x.shape[0])
+        res = langevin_moves(self.target, state.x, t,
                              ScoreTerms(S=state.S, sq=state.sq), self.sigma2[k], self.moves,
-                             weighted=need, generator=generator, step_size=self._step_size)
+                             weighted=need, generator=generator, step_size=self._step_size,
+                             log_p=state.log_p)
         self.acceptance[k], self.step_sizes[k] = res.acceptance, self._step_size
         self._step_size = self.moves.adapted(self._step_size, res.acceptance)
         h = log_weight_rate(self.target, self.coef[k], res.terms) if need else None
-        return _State(x=res.x, S=res.terms.S, sq=res.terms.sq, h=h)
+        # MALA tracks log pi_t at the moved points; after ULA an energy model's cache has it
+        log_p = res.log_p if res.log_p is not None else self._log_p(k, res.x, t)
+        if not (self.density and self._weighted_at(k)):
+            log_p = None
+        return _State(x=res.x, S=res.terms.S, sq=res.terms.sq, h=h, log_p=log_p)
 
     def _record(self, x: torch.Tensor) -> None:
         if self.trajectory is not None:
@@ -167,16 +215,22 @@ class DiffusionFKModel(FeynmanKacModel):
         # Euler-Maruyama step of the reverse SDE with the scores cached at x_k.
         drift = reverse_drift(self.target, x, c, ScoreTerms(S=state.S, sq=None), self.a)
         x_new = x + drift * dtau
+        z = None
         if self.a > 0:
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x_new = x_new + (noise_std(c, self.a) * math.sqrt(dtau)) * z
-        x_new = self.target.process.space.project(x_new)
+        project = self.target.process.space.project
+        x_new = project(x_new)
         self._record(x_new)
         if not self.weights_on[k]:
             zero = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
             last = k + 1 == self.n_steps
             return (_State(x=x_new) if last else self._evaluate(k + 1, x_new)), zero
         new = self._evaluate(k + 1, x_new)
+        if self.density:
+            return new, step_log_weight(x, x_new, project(z), state.log_p, new.log_p,
+                                        noise_var=self.a * c.g2 * dtau, kernel=self.kernels[k],
+                                        n_free=self.n_free)
         # Trapezoidal rule for the integral of the log-weight rate over [t_{k+1}, t_k].
         return new, 0.5 * (state.h + new.h) * dtau
 
@@ -279,6 +333,7 @@ def sample(
     mcmc_step_size: float = 0.5,
     mcmc_window: tuple[float, float] = (1.0, 0.0),
     mcmc_adapt: bool = False,
+    weights: str = "fkc",
 ) -> SampleResult:
     """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
 
@@ -321,6 +376,11 @@ def sample(
         mcmc_window: ``(t_hi, t_lo)``: moves only at times ``t_lo <= t_k <= t_hi``.
         mcmc_adapt: tune the MALA step size along the run to an acceptance rate of 0.57
             (``mcmc_step_size`` is the initial value; :mod:`fkc.sampler.moves`).
+        weights: ``"fkc"`` (default): the continuous-time FKC weights (trapezoidal rule; exact as
+            ``n_steps`` grows; scores suffice). ``"density"``: discrete-time SMC weights from the
+            experts' log densities (:mod:`fkc.sampler.density_weights`): exact for any
+            ``n_steps``, free of the ``|s|^2`` term; needs every expert's log density (exact
+            experts, energy-parameterised networks) and ``noise > 0``.
 
     Returns:
         :class:`SampleResult`.
@@ -357,7 +417,7 @@ def sample(
     times = time_grid(n_steps, t_min, grid, comp.process)
     model = DiffusionFKModel(comp, times, a, weighted=correct, dtype=dtype, device=device,
                              record_trajectory=return_trajectory, weight_window=(w_hi, w_lo),
-                             moves=moves)
+                             moves=moves, weights=weights)
     tk = times.tolist()
     smc = SMC(
         model,

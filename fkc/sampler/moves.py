@@ -118,12 +118,14 @@ class MoveConfig:
 
 @dataclass
 class MoveResult:
-    """Moved particles ``x: (n, *event_shape)``, their score terms, and the mean acceptance rate
-    (1.0 for ULA)."""
+    """Moved particles ``x: (n, *event_shape)``, their score terms, the mean acceptance rate
+    (1.0 for ULA) and, for MALA, ``log pi_t`` at the moved points ``(n,)`` float64 (None for
+    ULA)."""
 
     x: torch.Tensor
     terms: ScoreTerms
     acceptance: float
+    log_p: torch.Tensor | None = None
 
 
 def _log_density(composition: Composition, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -132,7 +134,8 @@ def _log_density(composition: Composition, x: torch.Tensor, t: torch.Tensor) -> 
 
 def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, terms: ScoreTerms,
                    sigma2: float, config: MoveConfig, weighted: bool,
-                   generator: torch.Generator, step_size: float | None = None) -> MoveResult:
+                   generator: torch.Generator, step_size: float | None = None,
+                   log_p: torch.Tensor | None = None) -> MoveResult:
     """``config.n`` Langevin moves of every particle on ``pi_t``.
 
     Args:
@@ -142,6 +145,7 @@ def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, t
             rate needs it).
         step_size: relative step for this block (default ``config.step_size``; the sampler
             passes the adapted one).
+        log_p: ``log pi_t(x)`` ``(n,)`` if the caller has it (MALA evaluates it otherwise).
     """
     project = composition.process.space.project
     rel = config.step_size if step_size is None else step_size
@@ -150,7 +154,10 @@ def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, t
         raise ValueError(f"MCMC step size is {delta} at t={float(t[0])}; it needs sigma_t > 0")
     scale = math.sqrt(2.0 * delta)
     mala = config.kind == "mala"
-    log_p = _log_density(composition, x, t) if mala else None
+    if not mala:
+        log_p = None
+    elif log_p is None:
+        log_p = _log_density(composition, x, t)
     S, sq = project(terms.S), terms.sq
     accepted = 0.0
     shape = (-1,) + (1,) * (x.dim() - 1)
@@ -176,4 +183,5 @@ def langevin_moves(composition: Composition, x: torch.Tensor, t: torch.Tensor, t
         log_p = torch.where(acc, log_p_new, log_p)
         if weighted:
             sq = torch.where(acc, new.sq, sq)
-    return MoveResult(x=x, terms=ScoreTerms(S=S, sq=sq), acceptance=accepted / max(config.n, 1))
+    return MoveResult(x=x, terms=ScoreTerms(S=S, sq=sq), acceptance=accepted / max(config.n, 1),
+                      log_p=log_p)

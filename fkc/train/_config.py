@@ -12,7 +12,8 @@ A YAML file has these top-level sections (every key optional unless marked *requ
     process: {type: vp, beta_min: 0.1, beta_max: 20.0, schedule: linear}   # VPSDE (default) / ve
     model: {name: egnn, hidden: 64, ...}  # required; fkc.models config (config_from_dict)
     data:   {kind: point_cloud, train: path.npz, valid: path.npz, ...}     # DataConfig
-    loss:   {t_min: 0.001, weighting: eps, t_sampling: stratified}         # LossConfig
+    loss:   {t_min: 0.001, weighting: eps, t_sampling: stratified,         # LossConfig
+             energy_weight: 0.0, energy_t: null, energy_unit: kJ/mol}
     optim:  {lr: 0.0005, grad_clip: 1.0, schedule: cosine, ...}            # OptimConfig
     train:  {n_steps: 10000, batch_size: 64, ema_decay: 0.999, ...}        # RunConfig
 
@@ -37,6 +38,7 @@ import yaml
 from ..checkpoint import process_from_dict, process_to_dict
 from ..models import config_from_dict
 from ..sde import NoiseProcess
+from ..systems import MOLAR_GAS_CONSTANT
 
 __all__ = [
     "ConfigError",
@@ -200,27 +202,67 @@ class DataConfig(_Section):
         _int(s, "n_valid", self.n_valid, 1, none=True)
 
 
+#: ``loss.energy_unit`` choices: energies in kJ/mol with T in K, or energies and T in one unit.
+ENERGY_UNITS = ("kJ/mol", "reduced")
+
+
 @dataclass(frozen=True, kw_only=True)
 class LossConfig(_Section):
-    """The denoising score-matching objective (formulas in :func:`fkc.train.denoising_loss`).
+    """The denoising score-matching objective (formulas in :func:`fkc.train.denoising_loss`),
+    optionally plus an energy-matching term for energy models (:func:`fkc.train.energy_residual`).
 
     t_min: times are drawn from ``U[t_min, 1]``; t_sampling: ``"uniform"`` (i.i.d.) or
     ``"stratified"`` (one uniform offset per batch, ``t_i = t_min + (1 - t_min)(i + u)/G``, then
     shuffled: same marginal, lower variance) or ``"mixed"`` (half stratified in t, half
     log-uniform in sigma/alpha: more weight on small noise; :func:`fkc.train.sample_times`); weighting: ``"eps"`` (``lambda = sigma^2``, the
     eps-prediction loss) or ``"edm"`` (Karras et al. 2022; needs ``model.sigma_data``).
+
+    Energy matching (Boltzmann training data with known potential energies ``U_i``; needs an
+    energy model, ``model.name: energy``). The batch loss becomes
+
+        loss = mean_i l_i + energy_weight * Var_i(r_i),
+        r_i = E_theta(x0_i, energy_t) - U_i / kT                           (nats),
+
+    with ``Var_i`` the (biased) variance over the batch's molecules (the constant ``log Z`` is
+    free, so only the spread of ``r`` is penalised) and ``x0_i`` the clean, CoM-free data.
+    Since ``log q_t(x) = -E_theta(x, t) + const(t)`` and ``q_t -> p ∝ exp(-U / kT)`` as
+    ``t -> 0``, the exact model has ``r_i = const`` at small ``energy_t``.
+
+    energy_weight: ``>= 0``; 0 (default) switches the term off. energy_t: the time ``t0`` of
+    the term, in ``(0, 1)`` (``null``: ``t_min``). energy_unit: how the data's ``energy``
+    and ``temperature`` arrays give ``kT``: ``"kJ/mol"`` (energies in kJ/mol, temperature in K,
+    ``kT = R T`` with ``R =`` :data:`fkc.systems.MOLAR_GAS_CONSTANT`) or ``"reduced"`` (energies
+    and temperature in the same unit, ``k_B = 1``: ``kT = T``, e.g. the LJ reference sets).
     """
 
     _section = "loss"
     t_min: float = 1e-3
     t_sampling: str = "stratified"
     weighting: str = "eps"
+    energy_weight: float = 0.0
+    energy_t: float | None = None
+    energy_unit: str = "kJ/mol"
 
     def __post_init__(self) -> None:
         s = self._section
         self._set("t_min", _float(s, "t_min", self.t_min, 0.0, 1.0, lo_open=True, hi_open=True))
         _choice(s, "t_sampling", self.t_sampling, ("uniform", "stratified", "mixed"))
         _choice(s, "weighting", self.weighting, ("eps", "edm"))
+        self._set("energy_weight", _float(s, "energy_weight", self.energy_weight, 0.0))
+        self._set("energy_t", _float(s, "energy_t", self.energy_t, 0.0, 1.0, lo_open=True,
+                                     hi_open=True, none=True))
+        _choice(s, "energy_unit", self.energy_unit, ENERGY_UNITS)
+
+    @property
+    def energy_time(self) -> float:
+        """The time ``t0`` of the energy-matching term (``energy_t``, else ``t_min``)."""
+        return self.t_min if self.energy_t is None else self.energy_t
+
+    def kT(self, temperature: float) -> float:
+        """``kT`` in the data's energy unit for the data's ``temperature`` (see ``energy_unit``)."""
+        if self.energy_unit == "kJ/mol":
+            return MOLAR_GAS_CONSTANT * float(temperature)
+        return float(temperature)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,6 +390,18 @@ class TrainConfig:
                           ("train", RunConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
+        if self.loss.energy_weight > 0:
+            name = getattr(self.model, "name", None)
+            if name != "energy":
+                raise ConfigError(
+                    f"loss.energy_weight {self.loss.energy_weight} needs an energy model "
+                    f"(model.name: energy, score = -grad E), got model.name {name!r}"
+                )
+            if self.train.batch_size < 2:
+                raise ConfigError(
+                    f"loss.energy_weight {self.loss.energy_weight} needs train.batch_size >= 2 "
+                    f"(the term is a variance over the batch), got {self.train.batch_size}"
+                )
         if self.loss.weighting == "edm" and _sigma_data(self.model) is None:
             raise ConfigError(
                 "loss.weighting 'edm' needs model.sigma_data (the data std of EDM scaling)"

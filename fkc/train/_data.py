@@ -51,7 +51,8 @@ class GraphBatch:
     pos: ``(N, 3)`` CoM-free per molecule; batch: ``(N,)`` long, non-decreasing graph index;
     atom_types: ``(N,)`` long; edge_index: ``(2, n_bonds)`` global atom indices or None;
     bond_types: ``(n_bonds,)`` or None; atom_features: ``(N, f)`` or None; condition:
-    ``(G, cond_dim)`` or None; n_atoms: ``(G,)`` long atoms per molecule.
+    ``(G, cond_dim)`` or None; n_atoms: ``(G,)`` long atoms per molecule; energy: ``(G,)``
+    float64 potential energy per molecule (the data's unit) or None.
     """
 
     pos: torch.Tensor
@@ -62,15 +63,21 @@ class GraphBatch:
     bond_types: torch.Tensor | None = None
     atom_features: torch.Tensor | None = None
     condition: torch.Tensor | None = None
+    energy: torch.Tensor | None = None
 
     @property
     def num_graphs(self) -> int:
         return int(self.n_atoms.shape[0])
 
     def to(self, device: torch.device | str) -> GraphBatch:
+        """All tensors moved to ``device`` (``energy`` stays float64, except on MPS, which has no
+        float64: float32 there)."""
+        device = torch.device(device)
         kw = {}
         for f in fields(self):
             v = getattr(self, f.name)
+            if v is not None and f.name == "energy" and device.type == "mps":
+                v = v.to(torch.float32)
             kw[f.name] = None if v is None else v.to(device, non_blocking=True)
         return GraphBatch(**kw)
 
@@ -117,7 +124,9 @@ class PointCloudDataset:
 
     x: ``(n, n_atoms, 3)`` positions (centred on load); graph: the :class:`MolecularGraph`
     (default: ``n_atoms`` atoms of type 0, no bonds); condition: ``(n, cond_dim)`` or None;
-    metadata: a JSON dict describing the data (file, temperature ...); dtype: storage dtype.
+    energy: ``(n,)`` potential energy of each configuration (stored float64, finite) or None;
+    metadata: a JSON dict describing the data (file, temperature ...); dtype: storage dtype
+    (of positions and conditions).
     """
 
     def __init__(
@@ -126,6 +135,7 @@ class PointCloudDataset:
         graph: MolecularGraph | None = None,
         condition: np.ndarray | torch.Tensor | None = None,
         *,
+        energy: np.ndarray | torch.Tensor | None = None,
         metadata: dict | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -155,6 +165,13 @@ class PointCloudDataset:
                 )
             _check_finite("condition", c)
             self.condition = c
+        self.energy = None
+        if energy is not None:
+            e = torch.as_tensor(np.asarray(energy)).to(torch.float64)
+            if e.shape != (n,):
+                raise ValueError(f"energy must have shape ({n},), got {tuple(e.shape)}")
+            _check_finite("energy", e)
+            self.energy = e
         self.metadata = dict(metadata or {})
 
     @classmethod
@@ -168,7 +185,9 @@ class PointCloudDataset:
         dtype: torch.dtype = torch.float32,
     ) -> PointCloudDataset:
         """Load ``key`` ``(n, n_atoms, 3)`` (and ``condition_key``) from an ``.npz``. A scalar
-        ``temperature`` array, if present, is recorded in :attr:`metadata`.
+        ``temperature`` array, if present, is recorded in :attr:`metadata`; an ``energy (n,)``
+        array (potential energy per configuration), if present, becomes :attr:`energy` (float64;
+        it must be finite).
 
         The molecule's graph is read from the file when it holds ``atom_types (n_atoms,)`` and
         optionally ``edge_index (2, n_bonds)`` + ``bond_types (n_bonds,)`` and ``atom_features
@@ -192,6 +211,7 @@ class PointCloudDataset:
             if "temperature" in f.files and f["temperature"].size == 1:
                 meta["temperature"] = float(f["temperature"])
             stored = {k: f[k] for k in _GRAPH_KEYS if k in f.files}
+            energy = f["energy"] if "energy" in f.files else None
         graph = None
         if stored:
             graph = _graph_from_arrays(path, stored, x.shape[1])
@@ -208,7 +228,7 @@ class PointCloudDataset:
                 )
             graph = MolecularGraph(torch.tensor(list(atom_types), dtype=torch.long))
         try:
-            return cls(x, graph, cond, metadata=meta, dtype=dtype)
+            return cls(x, graph, cond, energy=energy, metadata=meta, dtype=dtype)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
 
@@ -228,6 +248,7 @@ class PointCloudDataset:
         out.x = self.x[idx]
         out.graph = self.graph
         out.condition = None if self.condition is None else self.condition[idx]
+        out.energy = None if self.energy is None else self.energy[idx]
         out.metadata = dict(self.metadata, n_samples=int(out.x.shape[0]))
         return out
 
@@ -253,6 +274,7 @@ class PointCloudDataset:
             bond_types=bond_types,
             atom_features=feats,
             condition=None if self.condition is None else self.condition[idx],
+            energy=None if self.energy is None else self.energy[idx],
         )
 
 
@@ -296,8 +318,11 @@ class MoleculeDataset:
     ``edge_index (2, B_total)`` with *local* atom indices, ``bond_types (B_total,)``,
     ``bond_ptr (n_mol + 1,)``; optional ``atom_features (N_total, f)`` and
     ``condition (n_mol, cond_dim)``. Build from records (``MoleculeDataset(records)``) or an
-    ``.npz`` with these arrays (:meth:`save_npz` / :meth:`from_npz`).
+    ``.npz`` with these arrays (:meth:`save_npz` / :meth:`from_npz`). Potential energies are not
+    kept (``energy`` is None; its batches carry none), so energy matching needs point clouds.
     """
+
+    energy = None
 
     _ARRAYS = ("pos", "atom_types", "atom_ptr", "edge_index", "bond_types", "bond_ptr",
                "atom_features", "condition")

@@ -24,9 +24,23 @@ with equal weight (whatever their size). Weightings ``lambda``:
 
 The score is only evaluated on the free subspace: ``eps`` and ``x_0`` are CoM-free and the
 networks' outputs are CoM-free, so the squared norm counts exactly ``n_free`` dimensions.
+
+Energy matching (energy models only, :func:`energy_residual`). An energy model has
+``s_theta = -grad_x E_theta`` and so ``log q_t(x) = -E_theta(x, t) + const(t)``. When the data
+are Boltzmann samples ``p(x) ∝ exp(-U(x) / kT)`` with known potential energies ``U_i``, the
+residual
+
+    r_i = E_theta(x0_i, t0) - U_i / kT          (nats; E_theta in nats, U and kT in one unit)
+
+is the same constant ``log Z_theta - log Z`` for every molecule if ``q_{t0} = p``, which holds
+as ``t0 -> 0``. The batch term ``Var_i(r_i) = mean_i (r_i - mean_j r_j)^2`` (the constant is
+free) is added to the denoising loss with a weight. It needs one forward pass of ``E_theta``
+at the clean data and first derivatives in ``theta`` only.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -36,7 +50,14 @@ from ..models import to_score
 from ..sde import NoiseProcess
 from ._data import GraphBatch
 
-__all__ = ["denoising_loss", "loss_weight", "sample_times", "sample_noise"]
+__all__ = [
+    "denoising_loss",
+    "energy_matching_loss",
+    "energy_residual",
+    "loss_weight",
+    "sample_noise",
+    "sample_times",
+]
 
 
 def loss_weight(process: NoiseProcess, t: torch.Tensor, weighting: str,
@@ -158,3 +179,49 @@ def denoising_loss(
     lam = loss_weight(process, t64, weighting, sigma_data).to(dtype)
     n_free = 3 * (batch.n_atoms.to(device) - 1)
     return lam * sq / n_free.to(dtype)
+
+
+def energy_residual(
+    model: nn.Module,
+    batch: GraphBatch,
+    t0: float,
+    kT: float,
+) -> torch.Tensor:
+    """Per-molecule residual ``r_i = E_theta(x0_i, t0) - U_i / kT`` in nats (module docstring):
+    ``(G,)``, float64 (``batch.energy``'s dtype).
+
+    model: an energy model (``energy_flat``, e.g. :class:`fkc.models.EnergyScoreModel`), with
+    the sign convention ``log q_t(x) = -E_theta(x, t) + const(t)``; batch: clean, CoM-free
+    molecules (on the model's device) with ``batch.energy = U (G,)``; t0: the time in
+    ``(0, 1)``; kT: ``k_B T`` of the data in the unit of ``U`` (> 0). The energy is evaluated
+    without classifier-free dropout (the model is put in eval mode for the call, then restored):
+    ``U_i`` belongs to the molecule with its condition. Differentiable in the parameters.
+    """
+    if batch.energy is None:
+        raise ValueError("energy_residual needs batch.energy (per-molecule potential energies)")
+    if not (isinstance(kT, (int, float)) and math.isfinite(kT) and kT > 0):
+        raise ValueError(f"kT must be a finite number > 0, got {kT!r}")
+    pos = batch.pos
+    t = torch.full((batch.num_graphs,), float(t0), dtype=pos.dtype, device=pos.device)
+    was_training = model.training
+    model.eval()
+    try:
+        e = model.energy_flat(
+            pos, t, batch.batch, batch.atom_types, batch.edge_index, batch.bond_types,
+            batch.condition, atom_features=batch.atom_features,
+        )
+    finally:
+        model.train(was_training)
+    u = batch.energy
+    return e.to(u.dtype) - u / kT
+
+
+def energy_matching_loss(residual: torch.Tensor) -> torch.Tensor:
+    """``mean_i (r_i - mean_j r_j)^2`` of the residuals ``(G,)`` of :func:`energy_residual`:
+    a scalar in nats^2 (the batch variance, so the free constant ``log Z`` does not count)."""
+    if residual.dim() != 1 or residual.shape[0] < 2:
+        raise ValueError(
+            f"the energy-matching loss needs residuals of shape (G >= 2,), got "
+            f"{tuple(residual.shape)}"
+        )
+    return (residual - residual.mean()).square().mean()

@@ -6,7 +6,10 @@ One step ``k`` (0-based; afterwards ``trainer.step = k + 1``):
 2. times ``t`` and CoM-free noise ``eps`` from the CPU generator ``noise`` (then moved to the
    device, so the random numbers do not depend on the device);
 3. the loss of :func:`~fkc.train.denoising_loss` averaged over the batch's molecules; the
-   network's classifier-free dropout draws from the device generator ``dropout``;
+   network's classifier-free dropout draws from the device generator ``dropout``; with
+   ``loss.energy_weight = w > 0`` (energy models on Boltzmann data with known energies ``U``)
+   plus ``w * Var_i(r_i)``, ``r_i = E_theta(x0_i, t0) - U_i / kT`` in nats
+   (:func:`~fkc.train.energy_residual`; ``t0 = loss.energy_t``, else ``loss.t_min``);
 4. AdamW step with the learning rate of step ``k`` (warm-up, schedule), after clipping the global
    gradient norm; EMA update.
 
@@ -15,7 +18,15 @@ states, the step counter) is in every full checkpoint, and data order and learni
 functions of the step, so resuming from a checkpoint continues the run exactly (bitwise on CPU).
 The validation loss uses fixed times and noise (drawn once from the seed), so its values are
 comparable across evaluations and unaffected by resuming; it does not touch the training
-generators.
+generators. For an energy model and validation data with energies and a temperature, validation
+also reports the standard deviation (nats) over the validation set of the residual ``r_i`` above
+(a function of ``theta`` only: the constant ``log Z`` drops out), whatever the weight.
+
+Log keys (``log.jsonl``): training lines ``step, loss`` (the total batch loss, averaged over the
+lines' steps), ``loss_energy`` (the energy term ``Var_i(r_i)`` before weighting, nats^2; only
+with ``energy_weight > 0``), ``lr, grad_norm, elapsed, steps_per_s``; validation lines ``step,
+valid_loss, valid_loss_ema, valid_loss_ema_by_t`` (denoising loss only) and, where computed,
+``valid_energy_resid_std, valid_energy_resid_std_ema``.
 
 Files in ``output_dir``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one JSON object per
 log/validation event), ``last.safetensors`` (full, resumable checkpoint, every
@@ -62,7 +73,13 @@ from ..models import build_model
 from ._config import ConfigError, TrainConfig, load_config
 from ._data import EpochSampler, GraphBatch, MoleculeDataset, PointCloudDataset, derive_seed
 from ._ema import EMA
-from ._loss import denoising_loss, sample_noise, sample_times
+from ._loss import (
+    denoising_loss,
+    energy_matching_loss,
+    energy_residual,
+    sample_noise,
+    sample_times,
+)
 
 __all__ = ["TrainResult", "Trainer", "train", "train_from_yaml"]
 
@@ -85,9 +102,12 @@ class TrainResult:
 
     output_dir; last_checkpoint / best_checkpoint: paths (best is None without validation);
     step: optimiser steps done; train_loss: ``(step,)`` float64 per-step batch loss (whole run,
-    including steps done before a resume); valid: validation records
-    (``{"step", "valid_loss", "valid_loss_ema", "valid_loss_ema_by_t"}``); steps_per_second:
-    throughput of this session; interrupted: stopped early by SIGINT (Ctrl-C) with a checkpoint.
+    including steps done before a resume; the total, energy term included); train_loss_energy:
+    ``(step,)`` per-step energy term ``Var_i(r_i)`` (nats^2, unweighted) or None without it;
+    valid: validation records (``{"step", "valid_loss", "valid_loss_ema",
+    "valid_loss_ema_by_t"}``, plus ``"valid_energy_resid_std"`` and
+    ``"valid_energy_resid_std_ema"`` where computed); steps_per_second: throughput of this
+    session; interrupted: stopped early by SIGINT (Ctrl-C) with a checkpoint.
     """
 
     output_dir: Path
@@ -98,6 +118,7 @@ class TrainResult:
     valid: list[dict[str, Any]] = field(default_factory=list)
     steps_per_second: float = float("nan")
     interrupted: bool = False
+    train_loss_energy: torch.Tensor | None = None
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -139,8 +160,10 @@ class Trainer:
             validation, checkpoint); an exception in it stops training (as a crash would).
 
     Attributes: ``model`` (training weights), ``ema`` (:class:`~fkc.train.EMA`), ``optimizer``,
-    ``step``, ``history`` (per-step losses), ``valid_history``. (``config.num_threads`` is applied
-    by :func:`train`, not by the class.)
+    ``step``, ``history`` (per-step losses), ``energy_history`` (per-step energy terms, empty
+    without ``loss.energy_weight``), ``valid_history``; ``train_kT`` / ``valid_kT``: ``kT`` of
+    the data in their energy unit (None without energies and a temperature).
+    (``config.num_threads`` is applied by :func:`train`, not by the class.)
     """
 
     def __init__(
@@ -169,6 +192,11 @@ class Trainer:
         self._check_data(self.train_data, "training")
         if self.valid_data is not None:
             self._check_data(self.valid_data, "validation")
+        need_energies = config.loss.energy_weight > 0
+        self.train_kT = self._energy_kT(self.train_data, "training", need_energies)
+        self.valid_kT = None
+        if self.valid_data is not None and config.model.name == "energy":
+            self.valid_kT = self._energy_kT(self.valid_data, "validation", need_energies)
         self.metadata = self._metadata()
 
         with torch.random.fork_rng(devices=[]):
@@ -189,6 +217,7 @@ class Trainer:
             derive_seed(config.seed, "dropout"))
         self.step = 0
         self.history: list[float] = []
+        self.energy_history: list[float] = []
         self.grad_norms: list[float] = []
         self.valid_history: list[dict[str, Any]] = []
         self.best_valid = math.inf
@@ -264,6 +293,29 @@ class Trainer:
         if len(ds) < 1:
             raise ConfigError(f"{what} data is empty")
 
+    def _energy_kT(self, ds, what: str, required: bool) -> float | None:
+        """``kT`` (unit of the data's energies, :meth:`LossConfig.kT`) of data carrying
+        per-configuration energies and a temperature; otherwise None, or (``required``) an
+        error naming the file."""
+        where = ds.metadata.get("file", f"<in-memory {type(ds).__name__}>")
+        temp = ds.metadata.get("temperature")
+        if isinstance(ds, MoleculeDataset):
+            problem = "is a 'molecules' dataset, which keeps no energies (use kind point_cloud)"
+        elif ds.energy is None:
+            problem = "has no 'energy' array (potential energy per configuration)"
+        elif temp is None:
+            problem = "has no scalar 'temperature'"
+        elif not (isinstance(temp, (int, float)) and math.isfinite(temp) and temp > 0):
+            problem = f"has temperature {temp!r} (must be a finite number > 0)"
+        else:
+            return self.config.loss.kT(temp)
+        if required:
+            raise ConfigError(
+                f"loss.energy_weight {self.config.loss.energy_weight} needs {what} data with "
+                f"energies and a temperature, but {where} {problem}"
+            )
+        return None
+
     def _metadata(self) -> dict[str, Any]:
         meta = dict(self.config.metadata)
         auto: dict[str, Any] = {"data": self.train_data.metadata}
@@ -331,6 +383,11 @@ class Trainer:
         self.model.train()
         loss = denoising_loss(self.model, self.process, batch, t, eps,
                               weighting=cfg.loss.weighting, generator=self.dropout_gen).mean()
+        w = cfg.loss.energy_weight
+        if w > 0:
+            resid = energy_residual(self.model, batch, cfg.loss.energy_time, self.train_kT)
+            loss_energy = energy_matching_loss(resid)
+            loss = loss + w * loss_energy.to(loss.dtype)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         value = float(loss.item())
@@ -349,6 +406,8 @@ class Trainer:
         self.step = k + 1
         self.ema.update(self.model, self.step)
         self.history.append(value)
+        if w > 0:
+            self.energy_history.append(float(loss_energy.item()))
         self.grad_norms.append(gnorm)
         return value
 
@@ -367,15 +426,25 @@ class Trainer:
             model.train(was_training)
         return torch.cat(losses).cpu(), torch.cat(ts)
 
+    def _valid_energy_resid_std(self, model: nn.Module) -> float:
+        """Standard deviation (nats) over the validation set of ``r_i = E_theta(x0_i, t0) -
+        U_i / kT`` (:func:`~fkc.train.energy_residual`)."""
+        t0 = self.config.loss.energy_time
+        with torch.no_grad():
+            r = torch.cat([energy_residual(model, b, t0, self.valid_kT).double().cpu()
+                           for b, _, _ in self._valid_chunks])
+        return float(r.std(correction=0))
+
     def validate(self) -> dict[str, Any]:
-        """Validation losses of the training and the EMA weights (fixed t and noise)."""
+        """Validation losses of the training and the EMA weights (fixed t and noise), and
+        (energy model, validation energies) the energy residual's standard deviation."""
         raw, _ = self._valid_losses(self.model)
         ema, ts = self._valid_losses(self.ema.module)
         by_t = []
         for lo, hi in zip(_VALID_T_BINS[:-1], _VALID_T_BINS[1:], strict=True):
             m = (ts >= lo) & (ts < hi) if hi < 1 else (ts >= lo)
             by_t.append(float(ema[m].mean()) if m.any() else None)
-        return {
+        rec = {
             "step": self.step,
             "valid_loss": float(raw.mean()),
             "valid_loss_ema": float(ema.mean()),
@@ -383,6 +452,10 @@ class Trainer:
                 [f"{lo}-{hi}" for lo, hi in zip(_VALID_T_BINS[:-1], _VALID_T_BINS[1:],
                                                 strict=True)], by_t, strict=True)),
         }
+        if self.valid_kT is not None:
+            rec["valid_energy_resid_std"] = self._valid_energy_resid_std(self.model)
+            rec["valid_energy_resid_std_ema"] = self._valid_energy_resid_std(self.ema.module)
+        return rec
 
     # ---- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, *, full: bool = True) -> Checkpoint:
@@ -392,6 +465,8 @@ class Trainer:
             "train_loss": torch.tensor(self.history, dtype=torch.float64),
             "grad_norm": torch.tensor(self.grad_norms, dtype=torch.float64),
         }
+        if self.config.loss.energy_weight > 0:
+            hist["loss_energy"] = torch.tensor(self.energy_history, dtype=torch.float64)
         return Checkpoint(
             model_config=self.config.model.to_dict(),
             process=self.process,
@@ -462,15 +537,25 @@ class Trainer:
         self.step = ckpt.step
         self.history = ckpt.history.get("train_loss", torch.zeros(0)).tolist()
         self.grad_norms = ckpt.history.get("grad_norm", torch.zeros(0)).tolist()
+        self.energy_history = ckpt.history.get("loss_energy", torch.zeros(0)).tolist()
         if len(self.history) != self.step:
             raise CheckpointError(
                 f"{where}: loss history has {len(self.history)} entries for step {self.step}"
+            )
+        if self.config.loss.energy_weight > 0 and len(self.energy_history) != self.step:
+            raise CheckpointError(
+                f"{where}: energy-loss history has {len(self.energy_history)} entries for step "
+                f"{self.step}"
             )
         self.valid_history = list(ckpt.extra.get("valid", []))
         self.best_valid = float(ckpt.extra.get("best_valid_ema", math.inf))
         self.elapsed = float(ckpt.extra.get("elapsed", 0.0))
 
     def _check_resume_config(self, stored: dict[str, Any], where: str) -> None:
+        try:  # keys added since the checkpoint was written take their default values
+            stored = TrainConfig.from_dict(stored).to_dict()
+        except ValueError:
+            pass  # compared as stored: the differences are then named below
         a, b = _flatten(_jsonable(stored)), _flatten(_jsonable(self.config.to_dict()))
         allowed = set(RESUME_MAY_DIFFER)
         if self.config.optim.schedule == "constant":
@@ -562,10 +647,13 @@ class Trainer:
                 bar.update(1)
                 if k % rc.log_every == 0 or k == n_steps:
                     now = time.perf_counter()
-                    rec = {"step": k, "loss": sum(window) / len(window), "lr": self.lr_at(k - 1),
-                           "grad_norm": sum(self.grad_norms[-len(window):]) / len(window),
-                           "elapsed": self.total_elapsed,
-                           "steps_per_s": (k - start_step) / max(now - t0, 1e-9)}
+                    rec = {"step": k, "loss": sum(window) / len(window)}
+                    if cfg.loss.energy_weight > 0:
+                        rec["loss_energy"] = sum(self.energy_history[-len(window):]) / len(window)
+                    rec |= {"lr": self.lr_at(k - 1),
+                            "grad_norm": sum(self.grad_norms[-len(window):]) / len(window),
+                            "elapsed": self.total_elapsed,
+                            "steps_per_s": (k - start_step) / max(now - t0, 1e-9)}
                     self._log(rec)
                     post["loss"] = f"{rec['loss']:.4f}"
                     bar.set_postfix(post, refresh=False)
@@ -595,6 +683,8 @@ class Trainer:
             valid=list(self.valid_history),
             steps_per_second=(self.step - start_step) / dt if dt > 0 else float("nan"),
             interrupted=interrupted,
+            train_loss_energy=(torch.tensor(self.energy_history, dtype=torch.float64)
+                               if cfg.loss.energy_weight > 0 else None),
         )
 
     @contextlib.contextmanager

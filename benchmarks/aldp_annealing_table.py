@@ -66,6 +66,8 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
             True, TARGET_T, "target", False, MALA2),
         "energy model -> 300 K, FKC, 2 adaptive MALA moves/step": (
             True, TARGET_T, "target", True, MALA2),
+        "energy model -> 300 K, density weights, 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", True, {**MALA2, "weights": "density"}),
     },
     # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
@@ -79,7 +81,8 @@ PANELS = ("target-score, uncorrected", "target-score, FKC",
           "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",
           "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC",
           "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step",
-          "energy model -> 300 K, FKC, 2 adaptive MALA moves/step")
+          "energy model -> 300 K, FKC, 2 adaptive MALA moves/step",
+          "energy model -> 300 K, density weights, 2 adaptive MALA moves/step")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip

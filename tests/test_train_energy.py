@@ -228,3 +228,19 @@ def test_checkpoints_written_before_the_energy_keys_still_resume(tmp_path):
     again = _run(tmp_path / "a", data, valid)  # checks the config, then finds the run finished
     assert again.step == 12 and torch.equal(again.train_loss, res.train_loss)
     assert load_config(old | {"output_dir": "x"}).loss.energy_weight == 0.0
+
+
+def test_training_curve_has_an_energy_panel(tmp_path):
+    from fkc.train._report import plot_training_curve
+
+    log = tmp_path / "log.jsonl"
+    recs = [{"step": 0, "valid_loss_ema": 1.0, "valid_energy_resid_std_ema": 9.0},
+            {"step": 10, "loss": 2.0, "loss_energy": 4.0},
+            {"step": 20, "loss": 1.5, "loss_energy": 1.0, "valid_loss_ema": 0.9,
+             "valid_energy_resid_std_ema": 3.0}]
+    log.write_text("\n".join(json.dumps(r) for r in recs))
+    out = plot_training_curve(log, tmp_path / "curve.png")
+    assert out.stat().st_size > 1000 and not list(tmp_path.glob("*.tmp.png"))
+    with pytest.raises(ValueError, match="no training-loss records"):
+        log.write_text(json.dumps(recs[0]))
+        plot_training_curve(log, tmp_path / "c2.png")

@@ -7,23 +7,39 @@ from pathlib import Path
 
 
 def plot_training_curve(log_path: str | Path, out: str | Path) -> Path:
-    """Plot training loss and (EMA) validation loss against the step; writes a PNG atomically."""
+    """Plot training loss and (EMA) validation loss against the step, plus a second panel with the
+    energy-matching residual (training ``sqrt(loss_energy)``, validation sd of the residual,
+    nats) when the log has one; writes a PNG atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, valid = [], []
+    train, valid, e_train, e_valid = [], [], [], []
     for line in Path(log_path).read_text().splitlines():
         rec = json.loads(line)
         if "loss" in rec:
             train.append((rec["step"], rec["loss"]))
         if "valid_loss_ema" in rec:
             valid.append((rec["step"], rec["valid_loss_ema"]))
+        if "loss_energy" in rec:
+            e_train.append((rec["step"], rec["loss_energy"] ** 0.5))
+        if "valid_energy_resid_std_ema" in rec:
+            e_valid.append((rec["step"], rec["valid_energy_resid_std_ema"]))
     if not train:
         raise ValueError(f"{log_path} has no training-loss records")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(*zip(*train, strict=True), lw=0.8, label="training loss")
+    if e_train:
+        fig, (ax, ax_e) = plt.subplots(1, 2, figsize=(11, 3.5))
+        ax_e.plot(*zip(*e_train, strict=True), lw=0.8, label="training (batch sd)")
+        if e_valid:
+            ax_e.plot(*zip(*e_valid, strict=True), "o-", label="validation sd (EMA weights)")
+        ax_e.set_xlabel("step")
+        ax_e.set_ylabel("E_theta(x0, t0) - U/kT residual (nats)")
+        ax_e.set_yscale("log")
+        ax_e.legend()
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*train, strict=True), lw=0.8, label="training loss (total)")
     if valid:
         ax.plot(*zip(*valid, strict=True), "o-", label="validation loss (EMA weights)")
     ax.set_xlabel("step")

@@ -12,7 +12,7 @@ annealed to 300 K (beta = 8/3) with the target-score and tempered-noise SDEs, ea
 without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its own temperature.
 ``--preset energy``: an energy-parameterised 800 K model (``--model models/aldp-energy-T800``)
 annealed with and without FKC, with two adaptive MALA moves per step (exact for the model's
-``q^beta``). ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+``q^beta``), and with the weights ``"density"`` and ``"ais"`` of :func:`fkc.sample`. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
 the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
@@ -68,6 +68,8 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
             True, TARGET_T, "target", True, MALA2),
         "energy model -> 300 K, density weights, 2 adaptive MALA moves/step": (
             True, TARGET_T, "target", True, {**MALA2, "weights": "density"}),
+        "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", True, {**MALA2, "weights": "ais"}),
     },
     # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
@@ -82,7 +84,8 @@ PANELS = ("target-score, uncorrected", "target-score, FKC",
           "ladder 450 K model -> 300 K, uncorrected", "ladder 450 K model -> 300 K, FKC",
           "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step",
           "energy model -> 300 K, FKC, 2 adaptive MALA moves/step",
-          "energy model -> 300 K, density weights, 2 adaptive MALA moves/step")
+          "energy model -> 300 K, density weights, 2 adaptive MALA moves/step",
+          "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip

@@ -199,10 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mcmc-adapt", action="store_true",
                    help="tune the MALA step size along the run to 0.57 acceptance "
                         "(--mcmc-step-size is the initial value)")
-    a.add_argument("--weights", choices=["fkc", "density"], default="fkc",
+    a.add_argument("--weights", choices=["fkc", "density", "ais"], default="fkc",
                    help="'fkc': continuous-time FKC weights (scores suffice); 'density': exact "
                         "discrete-time SMC weights from an energy-parameterised model's log "
-                        "density (any step count; default: %(default)s)")
+                        "density (any step count); 'ais': annealed importance sampling, no SDE "
+                        "step, needs --mcmc-steps (default: %(default)s)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

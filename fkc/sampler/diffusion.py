@@ -18,7 +18,11 @@ normalised experts, ``log_z`` then estimates ``log int prod_i q_{i,t_min}(x)^{b_
 
 With ``weights="density"`` the step ``k -> k+1`` is weighted instead by the exact discrete-time
 SMC weight ``pi_{k+1}(x') L_k(x | x') / (pi_k(x) M_k(x' | x))`` from the experts' log densities
-(:mod:`fkc.sampler.density_weights`): exact for any grid, no ``|s|^2`` term.
+(:mod:`fkc.sampler.density_weights`): exact for any grid, no ``|s|^2`` term. With
+``weights="ais"`` there is no SDE step at all: annealed importance sampling along the same
+sequence, ``x_{k+1} = x_k`` with ``log G_{k+1} = log pi_{k+1}(x_k) - log pi_k(x_k)``, and the
+particles move only by the MCMC moves on ``pi_{k+1}`` (Neal 2001; an SMC sampler with the
+MCMC kernel's reversal as backward kernel, Del Moral, Doucet & Jasra 2006).
 
 Optionally, after the resampling decision at ``t_k`` each particle makes Langevin (MALA or ULA)
 moves on ``pi_{t_k}`` before the SDE step (resample-move; :mod:`fkc.sampler.moves`).
@@ -47,7 +51,7 @@ from ..smc import SMC, FeynmanKacModel
 from .density_weights import backward_kernels, step_log_weight
 from .moves import MoveConfig, langevin_moves
 
-WEIGHTS = ("fkc", "density")
+WEIGHTS = ("fkc", "density", "ais")
 
 
 @dataclass
@@ -85,9 +89,10 @@ class DiffusionFKModel(FeynmanKacModel):
             :func:`sample`).
         moves: Langevin moves on ``pi_{t_k}`` after the resampling decision at ``t_k`` and
             before the SDE step (see :mod:`fkc.sampler.moves`); None: no moves.
-        weights: ``"fkc"`` (the continuous-time rate above) or ``"density"`` (the discrete-time
+        weights: ``"fkc"`` (the continuous-time rate above), ``"density"`` (the discrete-time
             weights of :mod:`fkc.sampler.density_weights`; needs every expert's log density and
-            ``a > 0``).
+            ``a > 0``) or ``"ais"`` (no SDE step; log-density ratios at fixed points and MCMC
+            moves; needs log densities and moves at every step).
     """
 
     def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
@@ -96,12 +101,17 @@ class DiffusionFKModel(FeynmanKacModel):
                  weights: str = "fkc"):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-        self.density = weighted and weights == "density"
-        if self.density:
-            if not target.has_log_density:
-                missing = [type(e).__name__ for e, _ in target.terms if not e.has_log_density]
-                raise ValueError(f"weights='density' needs a log density for every expert, but "
-                                 f"{missing} have none (score-only networks): use weights='fkc'")
+        # density: the potentials need log pi_t (weights "density" and "ais"); ais: no SDE step
+        self.density = weighted and weights != "fkc"
+        self.ais = weighted and weights == "ais"
+        if self.density and not target.has_log_density:
+            missing = [type(e).__name__ for e, _ in target.terms if not e.has_log_density]
+            raise ValueError(f"weights={weights!r} needs a log density for every expert, but "
+                             f"{missing} have none (score-only networks): use weights='fkc'")
+        if self.ais and (moves is None or moves.n == 0 or moves.window != (1.0, 0.0)):
+            raise ValueError("weights='ais' moves the particles only by MCMC: it needs "
+                             "mcmc_steps > 0 at every step (full mcmc_window)")
+        if self.density and not self.ais:
             self.kernels = backward_kernels(target, times, a)
             self.n_free = target.process.space.n_free(target.event_shape)
         self.target = target
@@ -212,6 +222,12 @@ class DiffusionFKModel(FeynmanKacModel):
         if self.moves is not None and self.moves.active(float(self.times[k])):
             state = self._move(k, state, generator)
         x = state.x
+        if self.ais:  # annealed importance sampling: reweight at fixed points, no SDE step
+            self._record(x)
+            new = self._evaluate(k + 1, x)
+            if not self.weights_on[k]:
+                return new, torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+            return new, new.log_p - state.log_p
         # Euler-Maruyama step of the reverse SDE with the scores cached at x_k.
         drift = reverse_drift(self.target, x, c, ScoreTerms(S=state.S, sq=None), self.a)
         x_new = x + drift * dtau
@@ -380,7 +396,11 @@ def sample(
             ``n_steps`` grows; scores suffice). ``"density"``: discrete-time SMC weights from the
             experts' log densities (:mod:`fkc.sampler.density_weights`): exact for any
             ``n_steps``, free of the ``|s|^2`` term; needs every expert's log density (exact
-            experts, energy-parameterised networks) and ``noise > 0``.
+            experts, energy-parameterised networks) and ``noise > 0``. ``"ais"``: annealed
+            importance sampling along the same targets ``pi_{t_k}``, no SDE step: weights
+            ``pi_{k+1}(x) / pi_k(x)`` at fixed points and ``mcmc_steps`` MCMC moves on
+            ``pi_{t_k}`` at every step (required) are all that moves the particles. All options
+            are ignored by the uncorrected sampler (``correct=False``).
 
     Returns:
         :class:`SampleResult`.

@@ -48,7 +48,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     when the model has a log density (energy-parameterised) and ULA otherwise; the kind used is
     recorded in the metadata; ``mcmc_adapt`` tunes MALA's step size to 0.57 acceptance;
     ``weights="density"`` uses the exact discrete-time weights of an energy-parameterised model
-    (:mod:`fkc.sampler.density_weights`).
+    (:mod:`fkc.sampler.density_weights`), ``weights="ais"`` annealed importance sampling with the
+    MCMC moves and no SDE step (see :func:`fkc.sample`).
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).

@@ -30,22 +30,12 @@ def plot_training_curve(log_path: str | Path, out: str | Path) -> Path:
         raise ValueError(f"{log_path} has no training-loss records")
     if e_train:
         fig, (ax, ax_e) = plt.subplots(1, 2, figsize=(11, 3.5))
-        ax_e.plot(*zip(*e_train, strict=True), lw=0.8, label="training (batch sd)")
-        if e_valid:
-            ax_e.plot(*zip(*e_valid, strict=True), "o-", label="validation sd (EMA weights)")
-        ax_e.set_xlabel("step")
-        ax_e.set_ylabel("E_theta(x0, t0) - U/kT residual (nats)")
-        ax_e.set_yscale("log")
-        ax_e.legend()
+        _panel(ax_e, e_train, e_valid, ("training (batch sd)", "validation sd (EMA weights)"),
+               "E_theta(x0, t0) - U/kT residual (nats)")
     else:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(*zip(*train, strict=True), lw=0.8, label="training loss (total)")
-    if valid:
-        ax.plot(*zip(*valid, strict=True), "o-", label="validation loss (EMA weights)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("denoising loss")
-    ax.set_yscale("log")
-    ax.legend()
+    _panel(ax, train, valid, ("training loss (total)", "validation loss (EMA weights)"),
+           "denoising loss")
     fig.tight_layout()
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp.png")
@@ -53,3 +43,15 @@ def plot_training_curve(log_path: str | Path, out: str | Path) -> Path:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def _panel(ax, train, valid, labels: tuple[str, str], ylabel: str) -> None:
+    """One log-scale panel: ``train`` as a line, ``valid`` (may be empty) as points, both lists
+    of ``(step, value)``."""
+    ax.plot(*zip(*train, strict=True), lw=0.8, label=labels[0])
+    if valid:
+        ax.plot(*zip(*valid, strict=True), "o-", label=labels[1])
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.legend()

@@ -19,6 +19,7 @@ from .sampler import sample
 from .sampler.moves import resolve_kind
 
 CHECKPOINT_NAMES = ("model.safetensors", "last.safetensors", "best.safetensors")
+METHODS = ("sde", "tempering")
 
 
 def resolve_checkpoint(model: str | Path) -> Path:
@@ -41,7 +42,9 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  weight_window: tuple[float, float] = (1.0, 0.0), denoise: bool = True,
                  mcmc_steps: int = 0, mcmc: str = "auto", mcmc_step_size: float = 0.5,
                  mcmc_window: tuple[float, float] = (1.0, 0.0), mcmc_adapt: bool = False,
-                 weights: str = "fkc", device: str | None = None, progress: bool = True) -> SampleFile:
+                 weights: str = "fkc", method: str = "sde", tempering_steps: int = 100,
+                 burn_in: int = 20, device: str | None = None,
+                 progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
 
     ``mcmc_steps`` Langevin moves per step (:mod:`fkc.sampler.moves`); ``mcmc="auto"`` takes MALA
@@ -50,6 +53,13 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     ``weights="density"`` uses the exact discrete-time weights of an energy-parameterised model
     (:mod:`fkc.sampler.density_weights`), ``weights="ais"`` annealed importance sampling with the
     MCMC moves and no SDE step (see :func:`fkc.sample`).
+
+    ``method="tempering"``: the model's own reverse SDE at ``beta = 1`` (``n_steps`` steps to
+    ``t_min``; no correction is needed for the model itself), then SMC tempering at ``t_min`` from
+    ``q`` to ``q^beta`` (:func:`fkc.sampler.tempering.temper`: ``tempering_steps`` rungs,
+    ``burn_in`` single MALA moves on ``q`` first, ``mcmc_steps`` MALA moves per rung; needs an
+    energy-parameterised model). With ``correct=False`` the same moves run without weights
+    (annealed MALA: exact within basins, basin populations stay those of the start).
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).
@@ -66,6 +76,16 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                          "convert a temperature into beta")
     beta = float(t_train) / float(temperature)
     mcmc = resolve_kind(mcmc, expert)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "tempering":
+        return _anneal_tempering(expert, path, t_train, beta, temperature, n_particles, seed=seed,
+                                 noise=noise, correct=correct, n_steps=n_steps,
+                                 ess_threshold=ess_threshold, grid=grid, t_min=t_min,
+                                 denoise=denoise, mcmc_steps=mcmc_steps,
+                                 mcmc_step_size=mcmc_step_size, mcmc_adapt=mcmc_adapt,
+                                 tempering_steps=tempering_steps, burn_in=burn_in, device=device,
+                                 progress=progress)
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
@@ -82,7 +102,7 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
             "noise_level": res.noise_level, "correct": correct, "seed": seed,
             "n_particles": n_particles, "n_steps": n_steps, "ess_threshold": ess_threshold,
             "resample_window": list(resample_window), "grid": grid, "t_min": t_min,
-            "weight_window": list(weight_window), "denoise": denoise,
+            "weight_window": list(weight_window), "denoise": denoise, "method": "sde",
             "mcmc_steps": mcmc_steps, "mcmc": mcmc if mcmc_steps > 0 else None,
             "mcmc_step_size": mcmc_step_size, "mcmc_window": list(mcmc_window),
             "mcmc_adapt": mcmc_adapt, "weights": weights if correct else None,
@@ -100,6 +120,58 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                               "mcmc_step_size": res.mcmc_step_sizes.numpy()})},
         metadata=meta,
     )
+
+
+def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperature: float,
+                      n_particles: int, *, seed: int, noise, correct: bool, n_steps: int,
+                      ess_threshold: float, grid: str, t_min: float, denoise: bool,
+                      mcmc_steps: int, mcmc_step_size: float, mcmc_adapt: bool,
+                      tempering_steps: int, burn_in: int, device: str | None,
+                      progress: bool) -> SampleFile:
+    """``method="tempering"`` of :func:`anneal_model`."""
+    from .compose.corrector import score_terms, tweedie_denoise
+    from .sampler.tempering import temper
+
+    if not expert.has_log_density:
+        raise ValueError(f"method='tempering' needs an energy-parameterised model (a log "
+                         f"density); {path} has scores only")
+    if not t_min > 0:
+        raise ValueError(f"method='tempering' runs at t_min > 0, got t_min={t_min}")
+    target = anneal(expert, beta)
+    gen = torch.Generator(device or "cpu").manual_seed(seed)
+    start = time.perf_counter()
+    # the model's own reverse SDE: q_{t_min} needs no correction
+    res0 = sample(expert, n_particles, n_steps=n_steps, noise=noise, correct=False, grid=grid,
+                  t_min=t_min, generator=gen, device=device, progress=progress)
+    res = temper(target, res0.samples, start=expert, t=t_min, n_steps=tempering_steps,
+                 mcmc_steps=mcmc_steps, mcmc_step_size=mcmc_step_size, mcmc_adapt=mcmc_adapt,
+                 burn_in=burn_in, ess_threshold=ess_threshold if correct else 0.0,
+                 final_resample=correct, generator=gen, progress=progress)
+    x = res.samples
+    log_w = res.log_weights if correct else torch.zeros_like(res.log_weights)
+    if denoise:
+        t = torch.full((x.shape[0],), t_min, dtype=x.dtype, device=x.device)
+        x = tweedie_denoise(target, x, t, score_terms(target, x, t, weighted=False).S.detach())
+    wall = time.perf_counter() - start
+    n_eval = (n_steps + 1 + res.moves_per_particle + (1 if denoise else 0)) * n_particles
+    meta = {"model": str(path), "temperature": float(temperature),
+            "training_temperature": float(t_train), "beta": beta, "noise": noise,
+            "noise_level": res0.noise_level, "correct": correct, "seed": seed,
+            "n_particles": n_particles, "n_steps": n_steps, "ess_threshold": ess_threshold,
+            "grid": grid, "t_min": t_min, "denoise": denoise, "method": "tempering",
+            "tempering_steps": tempering_steps, "burn_in": burn_in, "mcmc_steps": mcmc_steps,
+            "mcmc": "mala", "mcmc_step_size": mcmc_step_size, "mcmc_adapt": mcmc_adapt,
+            "weights": "tempering" if correct else None, "score_evaluations": n_eval,
+            "wall_time_s": wall, "system": expert.metadata.get("system"),
+            "length_unit": expert.metadata.get("length_unit")}
+    return SampleFile(
+        x=x.detach().cpu().numpy(), log_weights=log_w.cpu().numpy(),
+        log_z=res.log_z if correct else float("nan"),
+        diagnostics={"lambdas": res.lambdas.numpy(), "ess": res.ess.numpy(),
+                     "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy(),
+                     "mcmc_acceptance": res.acceptance.numpy(),
+                     "mcmc_step_size": res.mcmc_step_sizes.numpy()},
+        metadata=meta)
 
 
 def anneal_to_file(out: str | Path, **kwargs) -> Path:

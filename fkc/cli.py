@@ -120,7 +120,8 @@ def _anneal(args: argparse.Namespace) -> int:
                           denoise=not args.no_denoise, mcmc_steps=args.mcmc_steps,
                           mcmc=args.mcmc, mcmc_step_size=args.mcmc_step_size,
                           mcmc_window=tuple(args.mcmc_window), mcmc_adapt=args.mcmc_adapt,
-                          weights=args.weights,
+                          weights=args.weights, method=args.method,
+                          tempering_steps=args.tempering_steps, burn_in=args.burn_in,
                           device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
@@ -204,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "discrete-time SMC weights from an energy-parameterised model's log "
                         "density (any step count); 'ais': annealed importance sampling, no SDE "
                         "step, needs --mcmc-steps (default: %(default)s)")
+    a.add_argument("--method", choices=["sde", "tempering"], default="sde",
+                   help="'sde': the (weighted) annealed reverse SDE; 'tempering': the model's own "
+                        "reverse SDE to t_min, then SMC tempering at t_min from beta = 1 to beta "
+                        "with --mcmc-steps MALA moves per rung (energy-parameterised models; "
+                        "default: %(default)s)")
+    a.add_argument("--tempering-steps", type=int, default=100,
+                   help="rungs of the tempering ladder, geometric in beta (--method tempering; "
+                        "default: %(default)s)")
+    a.add_argument("--burn-in", type=int, default=20,
+                   help="single adaptive MALA moves at beta = 1 before tempering (--method "
+                        "tempering; default: %(default)s)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

@@ -12,7 +12,9 @@ annealed to 300 K (beta = 8/3) with the target-score and tempered-noise SDEs, ea
 without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its own temperature.
 ``--preset energy``: an energy-parameterised 800 K model (``--model models/aldp-energy-T800``)
 annealed with and without FKC, with two adaptive MALA moves per step (exact for the model's
-``q^beta``), and with the weights ``"density"`` and ``"ais"`` of :func:`fkc.sample`. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+``q^beta``), and with the weights ``"density"`` and ``"ais"`` of :func:`fkc.sample`. ``--preset tempering``: the
+energy model annealed by SMC tempering at ``t_min`` (``fkc anneal --method tempering``), with and
+without weights, beside the diffusion samplers of the same model. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
 the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
@@ -43,6 +45,10 @@ MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
 ULA2 = {"mcmc_steps": 2, "mcmc": "ula"}  # 2 Langevin moves on pi_t per step (resample-move)
 MALA2 = {"mcmc_steps": 2, "mcmc": "mala", "mcmc_adapt": True}  # exact; needs an energy model
+# the model's reverse SDE at 800 K to t_min, then 100 tempering rungs 800 K -> 300 K at t_min
+# with 3 adaptive MALA moves each (20 burn-in moves at 800 K first)
+TEMPERING = {"method": "tempering", "tempering_steps": 100, "mcmc_steps": 3, "mcmc_adapt": True,
+             "burn_in": 20}
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
     #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):
     #                 weights accumulate only there, an approximation; or MCMC moves])
@@ -71,6 +77,20 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
         "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step": (
             True, TARGET_T, "target", True, {**MALA2, "weights": "ais"}),
     },
+    # the energy model annealed at a fixed small time instead of along the diffusion (SMC
+    # tempering from the model's own 800 K samples; fkc.sampler.tempering), against the diffusion
+    # samplers with the same model
+    "tempering": {
+        "energy model, 800 K, not annealed": (True, 800.0, "target", False),
+        "energy model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
+        "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", False, MALA2),
+        "energy model -> 300 K, FKC, 2 adaptive MALA moves/step": (
+            True, TARGET_T, "target", True, MALA2),
+        "energy model -> 300 K, annealed MALA at t_min without weights": (
+            True, TARGET_T, "target", False, TEMPERING),
+        "energy model -> 300 K, SMC tempering at t_min": (True, TARGET_T, "target", True, TEMPERING),
+    },
     # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
         "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
@@ -85,7 +105,9 @@ PANELS = ("target-score, uncorrected", "target-score, FKC",
           "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step",
           "energy model -> 300 K, FKC, 2 adaptive MALA moves/step",
           "energy model -> 300 K, density weights, 2 adaptive MALA moves/step",
-          "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step")
+          "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step",
+          "energy model -> 300 K, annealed MALA at t_min without weights",
+          "energy model -> 300 K, SMC tempering at t_min")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
@@ -110,8 +132,9 @@ def main(argv=None):
     p.add_argument("--shard", default="0/1", help="i/k: run every k-th job starting at i")
     p.add_argument("--preset", choices=list(PRESETS), default="direct",
                    help="rows: 'direct' (one jump 800 K -> 300 K), 'energy' (the same with an "
-                        "energy-parameterised model and exact MALA moves) or 'ladder' (last rung "
-                        "of an annealing ladder; --model: the 450 K ladder model)")
+                        "energy-parameterised model and exact MALA moves), 'tempering' (SMC "
+                        "tempering at t_min with that model) or 'ladder' (last rung of an "
+                        "annealing ladder; --model: the 450 K ladder model)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="subset of the rows")
     p.add_argument("--report", action="store_true", help="only evaluate and print the table")
     p.add_argument("--readme", default=None,

@@ -227,3 +227,20 @@ def test_anneal_density_weights_on_an_energy_model(tiny_energy_model, tiny_model
     assert np.isfinite(s.x).all()
     with pytest.raises(ValueError, match="weights='density' needs a log density"):
         main(args + ["--model", str(tiny_model)])  # score-only network
+
+
+def test_anneal_by_tempering_on_an_energy_model(tiny_energy_model, tiny_model, tmp_path):
+    out = tmp_path / "t.npz"
+    args = ["anneal", "--temperature", "0.5", "--particles", "16", "--steps", "6",
+            "--method", "tempering", "--tempering-steps", "4", "--burn-in", "2", "--mcmc-steps",
+            "1", "--no-progress", "--out", str(out)]
+    assert main(args + ["--model", str(tiny_energy_model)]) == 0
+    s = load_samples(out)
+    m = s.metadata
+    assert m["method"] == "tempering" and m["weights"] == "tempering" and np.isfinite(s.log_z)
+    assert m["score_evaluations"] == (6 + 1 + 2 + 1 * 5 + 1) * 16  # SDE, start, burn-in, rungs, denoise
+    assert s.diagnostics["lambdas"].tolist()[0] == 0.0 and np.isfinite(s.x).all()
+    assert main(args + ["--model", str(tiny_energy_model), "--no-correct"]) == 0
+    assert load_samples(out).metadata["weights"] is None
+    with pytest.raises(ValueError, match="method='tempering' needs an energy-parameterised model"):
+        main(args + ["--model", str(tiny_model)])  # score-only network

@@ -129,3 +129,31 @@ def test_backward_kernel_is_the_forward_transition_scaled_by_the_noise_level():
     assert k[1].var == pytest.approx(0.5 * (1 - float(a1 / a2) ** 2))
     with pytest.raises(ValueError, match="variance .* <= 0 at step 0"):
         backward_kernels(comp, torch.tensor([0.5, 0.5], dtype=F64), a=1.0)
+
+
+def test_continuing_from_given_particles_at_an_intermediate_time():
+    """``x_start`` at ``t_start``: exact samples of the normalised ``pi_{t_start}``, density weights
+    on to ``t_min``: ``log Z`` estimates ``log int pi_{t_min} - log int pi_{t_start}``
+    (seed sets 0-15 / 16-31 / 32-47: error +0.006 / -0.017 / -0.010, sd of one run 0.03-0.04; a
+    run that ignored the start time would be off by the whole ``log int pi_{t_start}``, -1.16)."""
+    vp, beta, t0 = fkc.VPSDE(), 2.0, 0.3
+    e = GaussianMixtureExpert([1.0], [[1.0]], [0.5], vp)
+    t = torch.tensor(t0, dtype=F64)
+    v0 = float(vp.alpha(t)) ** 2 * 0.5 + float(vp.sigma2(t))
+    m0 = float(vp.alpha(t))
+    exact = gaussian_power_log_z(_q_tmin_var(vp, 0.5), beta, 1) - gaussian_power_log_z(v0, beta, 1)
+    lz = []
+    for s in range(16):
+        g = torch.Generator().manual_seed(s)
+        x0 = m0 + (v0 / beta) ** 0.5 * torch.randn(1000, 1, generator=g, dtype=F64)
+        r = fkc.sample(fkc.anneal(e, beta), 1000, n_steps=10, noise="tempered", weights="density",
+                       x_start=x0, t_start=t0, generator=g, dtype=F64, progress=False, t_min=T_MIN)
+        assert r.times[0].item() == t0
+        lz.append(r.log_z)
+    assert abs(sum(lz) / 16 - exact) < 0.05, sum(lz) / 16 - exact
+    with pytest.raises(ValueError, match="t_start < 1 and log_weights_start need x_start"):
+        fkc.sample(e, 8, n_steps=4, t_start=0.5, progress=False)
+    with pytest.raises(ValueError, match=r"x_start must have shape .* = \(8, 1\), got \(8, 2\)"):
+        fkc.sample(e, 8, n_steps=4, x_start=torch.zeros(8, 2), t_start=0.5, progress=False)
+    with pytest.raises(ValueError, match="t_start must be in"):
+        fkc.sample(e, 8, n_steps=4, x_start=torch.zeros(8, 1), t_start=1e-4, progress=False)

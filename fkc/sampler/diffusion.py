@@ -98,7 +98,8 @@ class DiffusionFKModel(FeynmanKacModel):
     def __init__(self, target: Composition, times: torch.Tensor, a: float, weighted: bool,
                  dtype: torch.dtype, device: torch.device, record_trajectory: bool = False,
                  weight_window: tuple[float, float] = (1.0, 0.0), moves: MoveConfig | None = None,
-                 weights: str = "fkc"):
+                 weights: str = "fkc", x_start: torch.Tensor | None = None,
+                 log_w_start: torch.Tensor | None = None):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         # density: the potentials need log pi_t (weights "density" and "ais"); ais: no SDE step
@@ -129,7 +130,8 @@ class DiffusionFKModel(FeynmanKacModel):
         # weights_on[k]: the step k -> k+1 carries a log-potential
         self.weights_on = [weighted and t_lo <= tk[k + 1] and tk[k] <= t_hi
                            for k in range(self.n_steps)]
-        self.initial_weight = weighted and t_hi >= 1.0
+        self.initial_weight = weighted and t_hi >= 1.0 and x_start is None
+        self.x_start, self.log_w_start = x_start, log_w_start
         self.moves = moves if moves is not None and moves.n > 0 else None
         if self.moves is not None:
             self.moves.check(target)
@@ -202,11 +204,16 @@ class DiffusionFKModel(FeynmanKacModel):
 
     def initial(self, n_particles: int, generator: torch.Generator):
         proc, B = self.target.process, self.target.total
-        x = proc.sample_prior(n_particles, self.target.event_shape, generator,
-                              dtype=self.dtype, device=self.device, precision=B)
+        if self.x_start is not None:
+            x = proc.space.project(self.x_start.to(dtype=self.dtype, device=self.device))
+        else:
+            x = proc.sample_prior(n_particles, self.target.event_shape, generator,
+                                  dtype=self.dtype, device=self.device, precision=B)
         self._record(x)
         state = self._evaluate(0, x)
         log_g = torch.zeros(n_particles, dtype=torch.float64, device=x.device)
+        if self.log_w_start is not None:
+            log_g = self.log_w_start.to(dtype=torch.float64, device=x.device)
         if self.initial_weight:
             x64 = x.to(torch.float64)
             if self.target.has_log_density:
@@ -293,16 +300,19 @@ class SampleResult:
 
 
 def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=None,
-              rho: float = 7.0) -> torch.Tensor:
-    """Decreasing time grid ``(n_steps + 1,)`` float64 from 1 to ``t_min``.
+              rho: float = 7.0, t_max: float = 1.0) -> torch.Tensor:
+    """Decreasing time grid ``(n_steps + 1,)`` float64 from ``t_max`` (default 1) to ``t_min``.
 
     ``kind="uniform"``: equal steps in t. ``kind="edm"``: equal steps in ``lambda^(1/rho)`` where
     ``lambda(t) = sigma(t) / alpha(t)`` is the noise-to-signal ratio of ``process`` (Karras et
     al. 2022, rho = 7), i.e. small steps where the noise is small; t is found by monotone
     interpolation of ``lambda`` on a dense grid.
     """
+    if not 0.0 <= t_min < t_max <= 1.0:
+        raise ValueError(f"the time grid needs 0 <= t_min < t_max <= 1, got t_min={t_min}, "
+                         f"t_max={t_max}")
     if kind == "uniform":
-        return torch.linspace(1.0, t_min, n_steps + 1, dtype=torch.float64)
+        return torch.linspace(t_max, t_min, n_steps + 1, dtype=torch.float64)
     if kind != "edm":
         raise ValueError(f"time grid kind must be 'uniform' or 'edm', got {kind!r}")
     if process is None:
@@ -310,7 +320,7 @@ def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=
     if not rho > 0:
         raise ValueError(f"rho must be > 0, got {rho}")
     lo = max(t_min, 1e-6)
-    dense = torch.logspace(math.log10(lo), 0.0, 20001, dtype=torch.float64)
+    dense = torch.logspace(math.log10(lo), math.log10(t_max), 20001, dtype=torch.float64)
     lam = (process.sigma(dense) / process.alpha(dense)).to(torch.float64)
     if not bool((lam[1:] > lam[:-1]).all()):
         raise ValueError("the process's sigma/alpha is not increasing in t; use kind='uniform'")
@@ -321,7 +331,7 @@ def time_grid(n_steps: int, t_min: float = 1e-3, kind: str = "uniform", process=
     l0, l1 = lam[idx - 1], lam[idx]
     u0, u1 = dense[idx - 1].log(), dense[idx].log()
     t = torch.exp(u0 + (r - l0) / (l1 - l0) * (u1 - u0))
-    t[0], t[-1] = 1.0, t_min
+    t[0], t[-1] = t_max, t_min
     return t
 
 
@@ -350,6 +360,9 @@ def sample(
     mcmc_window: tuple[float, float] = (1.0, 0.0),
     mcmc_adapt: bool = False,
     weights: str = "fkc",
+    x_start: torch.Tensor | None = None,
+    t_start: float = 1.0,
+    log_weights_start: torch.Tensor | None = None,
 ) -> SampleResult:
     """Sample ``pi = prod_i q_i^{b_i}`` with the Feynman-Kac corrected SDE and SMC.
 
@@ -401,6 +414,11 @@ def sample(
             ``pi_{k+1}(x) / pi_k(x)`` at fixed points and ``mcmc_steps`` MCMC moves on
             ``pi_{t_k}`` at every step (required) are all that moves the particles. All options
             are ignored by the uncorrected sampler (``correct=False``).
+        x_start: ``(n_particles, *event_shape)`` particles at time ``t_start`` to continue from
+            (samples of ``pi_{t_start}``, e.g. from :func:`fkc.temper`), with log-weights
+            ``log_weights_start: (n_particles,)`` (None: equal). Default: the prior at ``t = 1``.
+        t_start: the first time of the grid (``t_min < t_start <= 1``); below 1 it needs
+            ``x_start``.
 
     Returns:
         :class:`SampleResult`.
@@ -422,6 +440,20 @@ def sample(
         raise ValueError(f"weight_window must be (t_hi, t_lo) with 0 <= t_lo <= t_hi <= 1, got {weight_window}")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+    if not t_min < float(t_start) <= 1.0:
+        raise ValueError(f"t_start must be in (t_min, 1] = ({t_min}, 1], got {t_start}")
+    if x_start is None and (float(t_start) < 1.0 or log_weights_start is not None):
+        raise ValueError("t_start < 1 and log_weights_start need x_start (particles at t_start)")
+    if x_start is not None:
+        want = (n_particles, *comp.event_shape)
+        if not isinstance(x_start, torch.Tensor) or tuple(x_start.shape) != want:
+            got = tuple(x_start.shape) if isinstance(x_start, torch.Tensor) else type(x_start).__name__
+            raise ValueError(f"x_start must have shape (n_particles, *event_shape) = {want}, got {got}")
+        if not bool(torch.isfinite(x_start).all()):
+            raise ValueError("x_start has non-finite entries")
+        if log_weights_start is not None and tuple(log_weights_start.shape) != (n_particles,):
+            raise ValueError(f"log_weights_start must have shape ({n_particles},), got "
+                             f"{tuple(log_weights_start.shape)}")
     a = noise_level(noise, comp)
     moves = MoveConfig(n=mcmc_steps, kind=mcmc, step_size=mcmc_step_size,
                        window=tuple(float(v) for v in mcmc_window),
@@ -434,10 +466,12 @@ def sample(
         raise ValueError(f"generator is on {generator.device} but device is {device}")
     seed = generator.initial_seed()
 
-    times = time_grid(n_steps, t_min, grid, comp.process)
+    times = time_grid(n_steps, t_min, grid, comp.process, t_max=float(t_start))
     model = DiffusionFKModel(comp, times, a, weighted=correct, dtype=dtype, device=device,
                              record_trajectory=return_trajectory, weight_window=(w_hi, w_lo),
-                             moves=moves, weights=weights)
+                             moves=moves, weights=weights,
+                             x_start=None if x_start is None else x_start.detach(),
+                             log_w_start=log_weights_start)
     tk = times.tolist()
     smc = SMC(
         model,

@@ -45,9 +45,9 @@ MODEL = "models/aldp-tp-T800"
 TARGET_T = 300.0
 ULA2 = {"mcmc_steps": 2, "mcmc": "ula"}  # 2 Langevin moves on pi_t per step (resample-move)
 MALA2 = {"mcmc_steps": 2, "mcmc": "mala", "mcmc_adapt": True}  # exact; needs an energy model
-# the model's reverse SDE at 800 K to t_min, then 100 tempering rungs 800 K -> 300 K at t_min
-# with 3 adaptive MALA moves each (20 burn-in moves at 800 K first)
-TEMPERING = {"method": "tempering", "tempering_steps": 100, "mcmc_steps": 3, "mcmc_adapt": True,
+# the model's reverse SDE at 800 K to t_min with 2 adaptive MALA moves per step, 20 more moves at
+# t_min, then 150 tempering rungs 800 K -> 300 K at t_min with 2 adaptive MALA moves each
+TEMPERING = {"method": "tempering", "tempering_steps": 150, "mcmc_steps": 2, "mcmc_adapt": True,
              "burn_in": 20}
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
     #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):

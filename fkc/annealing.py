@@ -55,7 +55,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     MCMC moves and no SDE step (see :func:`fkc.sample`).
 
     ``method="tempering"``: the model's own reverse SDE at ``beta = 1`` (``n_steps`` steps to
-    ``t_min``; no correction is needed for the model itself), then SMC tempering at ``t_min`` from
+    ``t_min`` with ``mcmc_steps`` MALA moves per step; no correction is needed for the model
+    itself), then SMC tempering at ``t_min`` from
     ``q`` to ``q^beta`` (:func:`fkc.sampler.tempering.temper`: ``tempering_steps`` rungs,
     ``burn_in`` single MALA moves on ``q`` first, ``mcmc_steps`` MALA moves per rung; needs an
     energy-parameterised model). With ``correct=False`` the same moves run without weights
@@ -141,10 +142,16 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
     gen = torch.Generator(device or "cpu").manual_seed(seed)
     start = time.perf_counter()
     # the model's own reverse SDE: q_{t_min} needs no correction
+    # (with the same MALA moves per step: they relax the samples towards q_t at every level)
     res0 = sample(expert, n_particles, n_steps=n_steps, noise=noise, correct=False, grid=grid,
-                  t_min=t_min, generator=gen, device=device, progress=progress)
+                  t_min=t_min, generator=gen, device=device, progress=progress,
+                  mcmc_steps=mcmc_steps, mcmc="mala", mcmc_step_size=mcmc_step_size,
+                  mcmc_adapt=mcmc_adapt)
+    step = mcmc_step_size
+    if res0.mcmc_step_sizes is not None and mcmc_adapt:  # continue from the adapted step
+        step = float(res0.mcmc_step_sizes[~torch.isnan(res0.mcmc_step_sizes)][-1])
     res = temper(target, res0.samples, start=expert, t=t_min, n_steps=tempering_steps,
-                 mcmc_steps=mcmc_steps, mcmc_step_size=mcmc_step_size, mcmc_adapt=mcmc_adapt,
+                 mcmc_steps=mcmc_steps, mcmc_step_size=step, mcmc_adapt=mcmc_adapt,
                  burn_in=burn_in, ess_threshold=ess_threshold if correct else 0.0,
                  final_resample=correct, generator=gen, progress=progress)
     x = res.samples
@@ -153,7 +160,8 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
         t = torch.full((x.shape[0],), t_min, dtype=x.dtype, device=x.device)
         x = tweedie_denoise(target, x, t, score_terms(target, x, t, weighted=False).S.detach())
     wall = time.perf_counter() - start
-    n_eval = (n_steps + 1 + res.moves_per_particle + (1 if denoise else 0)) * n_particles
+    n_eval = (n_steps + res0.moves_per_particle + 1 + res.moves_per_particle
+              + (1 if denoise else 0)) * n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res0.noise_level, "correct": correct, "seed": seed,

@@ -238,7 +238,8 @@ def test_anneal_by_tempering_on_an_energy_model(tiny_energy_model, tiny_model, t
     s = load_samples(out)
     m = s.metadata
     assert m["method"] == "tempering" and m["weights"] == "tempering" and np.isfinite(s.log_z)
-    assert m["score_evaluations"] == (6 + 1 + 2 + 1 * 5 + 1) * 16  # SDE, start, burn-in, rungs, denoise
+    # SDE steps and their moves (the last time has none), start, burn-in, rungs + final, denoise
+    assert m["score_evaluations"] == (6 + 6 + 1 + 2 + 1 * 5 + 1) * 16
     assert s.diagnostics["lambdas"].tolist()[0] == 0.0 and np.isfinite(s.x).all()
     assert main(args + ["--model", str(tiny_energy_model), "--no-correct"]) == 0
     assert load_samples(out).metadata["weights"] is None

@@ -31,7 +31,10 @@ many particles per basin estimate well. The ladder decides the weight variance p
 ``B(lambda) = sum_i c_i`` geometrically (equal steps in ``log beta``: a constant ESS cost per step
 for a harmonic well, whose energy sd scales as ``1 / beta``).
 
-Before the first reweighting ``burn_in`` single MALA moves on ``pi_S`` (each followed by step-size
+The weights correct only the change from ``pi_S`` to ``pi_T``: the start must already be
+``pi_S``, across basins (whose shares carry over) and within them (a basin whose start samples
+sit too high in energy loses weight it should keep). Before the first reweighting ``burn_in``
+single MALA moves on ``pi_S`` (each followed by step-size
 adaptation) relax start samples that are only approximately from ``pi_S``; after the final
 resampling ``mcmc_steps`` more moves on ``pi_T`` spread the resampled copies.
 """

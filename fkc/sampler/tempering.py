@@ -245,7 +245,8 @@ class TemperingResult:
     diagnostics (entry k before the resampling decision at ``lambda_k``); acceptance,
     mcmc_step_sizes: ``(K + 1,)`` MALA acceptance and relative step size of the moves at
     ``lambda_k`` (the last entry: the final moves on ``pi_T``); moves_per_particle: MALA moves
-    per particle including burn-in (each one evaluation of every expert); seed.
+    per particle including burn-in (each one evaluation of every expert; with several distinct
+    experts each block of moves costs one more evaluation, to split the scores per expert); seed.
     """
 
     samples: torch.Tensor

@@ -80,6 +80,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "tempering":
+        if expert.has_log_density and mcmc != "mala":  # (score-only models: error below)
+            raise ValueError(f"method='tempering' moves the particles by MALA, got mcmc={mcmc!r}")
         return _anneal_tempering(expert, path, t_train, beta, temperature, n_particles, seed=seed,
                                  noise=noise, correct=correct, n_steps=n_steps,
                                  ess_threshold=ess_threshold, grid=grid, t_min=t_min,

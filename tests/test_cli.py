@@ -245,3 +245,5 @@ def test_anneal_by_tempering_on_an_energy_model(tiny_energy_model, tiny_model, t
     assert load_samples(out).metadata["weights"] is None
     with pytest.raises(ValueError, match="method='tempering' needs an energy-parameterised model"):
         main(args + ["--model", str(tiny_model)])  # score-only network
+    with pytest.raises(ValueError, match="moves the particles by MALA, got mcmc='ula'"):
+        main(args + ["--model", str(tiny_energy_model), "--mcmc", "ula"])

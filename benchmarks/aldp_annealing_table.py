@@ -77,20 +77,6 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
         "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step": (
             True, TARGET_T, "target", True, {**MALA2, "weights": "ais"}),
     },
-    # the energy model annealed at a fixed small time instead of along the diffusion (SMC
-    # tempering from the model's own 800 K samples; fkc.sampler.tempering), against the diffusion
-    # samplers with the same model
-    "tempering": {
-        "energy model, 800 K, not annealed": (True, 800.0, "target", False),
-        "energy model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
-        "energy model -> 300 K, uncorrected, 2 adaptive MALA moves/step": (
-            True, TARGET_T, "target", False, MALA2),
-        "energy model -> 300 K, FKC, 2 adaptive MALA moves/step": (
-            True, TARGET_T, "target", True, MALA2),
-        "energy model -> 300 K, annealed MALA at t_min without weights": (
-            True, TARGET_T, "target", False, TEMPERING),
-        "energy model -> 300 K, SMC tempering at t_min": (True, TARGET_T, "target", True, TEMPERING),
-    },
     # the last rung of an annealing ladder: --model is the 450 K ladder model
     "ladder": {
         "ladder 450 K model -> 300 K, uncorrected": (True, TARGET_T, "target", False),
@@ -98,6 +84,15 @@ PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noi
         "ladder 450 K model -> 300 K, FKC, weights for t >= 0.05": (True, TARGET_T, "target", True,
                                                                      {"weight_window": (1.0, 0.05)}),
     },
+}
+# the energy model annealed at a fixed small time instead of along the diffusion (SMC tempering
+# from the model's own 800 K samples; fkc.sampler.tempering), against the diffusion samplers of
+# the same model: the energy preset's rows without its density and AIS weights
+PRESETS["tempering"] = {
+    **{k: v for k, v in PRESETS["energy"].items() if "density" not in k and "AIS" not in k},
+    "energy model -> 300 K, annealed MALA at t_min without weights": (
+        True, TARGET_T, "target", False, TEMPERING),
+    "energy model -> 300 K, SMC tempering at t_min": (True, TARGET_T, "target", True, TEMPERING),
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
           "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",

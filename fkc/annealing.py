@@ -43,7 +43,7 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  mcmc_steps: int = 0, mcmc: str = "auto", mcmc_step_size: float = 0.5,
                  mcmc_window: tuple[float, float] = (1.0, 0.0), mcmc_adapt: bool = False,
                  weights: str = "fkc", method: str = "sde", tempering_steps: int = 100,
-                 burn_in: int = 20, device: str | None = None,
+                 burn_in: int = 20, torsion_steps: int = 0, device: str | None = None,
                  progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
 
@@ -59,8 +59,11 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     itself), then SMC tempering at ``t_min`` from
     ``q`` to ``q^beta`` (:func:`fkc.sampler.tempering.temper`: ``tempering_steps`` rungs,
     ``burn_in`` single MALA moves on ``q`` first, ``mcmc_steps`` MALA moves per rung; needs an
-    energy-parameterised model). With ``correct=False`` the same moves run without weights
-    (annealed MALA: exact within basins, basin populations stay those of the start).
+    energy-parameterised model). ``torsion_steps`` Metropolis torsion moves about the rotatable
+    bonds of the model's molecular graph (:mod:`fkc.sampler.torsion_moves`) before every burn-in
+    move and every block of MALA moves cross the torsional barriers between basins. With
+    ``correct=False`` the same moves run without weights (annealed MCMC: without torsion moves,
+    basin populations stay those of the start).
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).
@@ -87,8 +90,10 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                                  ess_threshold=ess_threshold, grid=grid, t_min=t_min,
                                  denoise=denoise, mcmc_steps=mcmc_steps,
                                  mcmc_step_size=mcmc_step_size, mcmc_adapt=mcmc_adapt,
-                                 tempering_steps=tempering_steps, burn_in=burn_in, device=device,
-                                 progress=progress)
+                                 tempering_steps=tempering_steps, burn_in=burn_in,
+                                 torsion_steps=torsion_steps, device=device, progress=progress)
+    if torsion_steps:
+        raise ValueError(f"torsion_steps={torsion_steps} needs method='tempering', got {method!r}")
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
@@ -129,17 +134,24 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
                       n_particles: int, *, seed: int, noise, correct: bool, n_steps: int,
                       ess_threshold: float, grid: str, t_min: float, denoise: bool,
                       mcmc_steps: int, mcmc_step_size: float, mcmc_adapt: bool,
-                      tempering_steps: int, burn_in: int, device: str | None,
-                      progress: bool) -> SampleFile:
+                      tempering_steps: int, burn_in: int, torsion_steps: int,
+                      device: str | None, progress: bool) -> SampleFile:
     """``method="tempering"`` of :func:`anneal_model`."""
     from .compose.corrector import score_terms, tweedie_denoise
     from .sampler.tempering import temper
+    from .sampler.torsion_moves import TorsionSet
 
     if not expert.has_log_density:
         raise ValueError(f"method='tempering' needs an energy-parameterised model (a log "
                          f"density); {path} has scores only")
     if not t_min > 0:
         raise ValueError(f"method='tempering' runs at t_min > 0, got t_min={t_min}")
+    torsions = None
+    if torsion_steps:
+        if expert.graph.edge_index is None:
+            raise ValueError(f"torsion_steps={torsion_steps} needs the molecule's bonds, but "
+                             f"{path} stores a graph without bonds")
+        torsions = TorsionSet.from_bonds(expert.graph.edge_index, expert.graph.n_atoms)
     target = anneal(expert, beta)
     gen = torch.Generator(device or "cpu").manual_seed(seed)
     start = time.perf_counter()
@@ -154,7 +166,8 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
         step = float(res0.mcmc_step_sizes[~torch.isnan(res0.mcmc_step_sizes)][-1])
     res = temper(target, res0.samples, start=expert, t=t_min, n_steps=tempering_steps,
                  mcmc_steps=mcmc_steps, mcmc_step_size=step, mcmc_adapt=mcmc_adapt,
-                 burn_in=burn_in, ess_threshold=ess_threshold if correct else 0.0,
+                 burn_in=burn_in, torsions=torsions, torsion_steps=torsion_steps,
+                 ess_threshold=ess_threshold if correct else 0.0,
                  final_resample=correct, generator=gen, progress=progress)
     x = res.samples
     log_w = res.log_weights if correct else torch.zeros_like(res.log_weights)
@@ -162,14 +175,19 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
         t = torch.full((x.shape[0],), t_min, dtype=x.dtype, device=x.device)
         x = tweedie_denoise(target, x, t, score_terms(target, x, t, weighted=False).S.detach())
     wall = time.perf_counter() - start
+    # a torsion move evaluates the log density only (counted as one evaluation), and a block
+    # of torsion moves re-evaluates the scores once
+    n_blocks = res.torsion_moves_per_particle // torsion_steps if torsion_steps else 0
     n_eval = (n_steps + res0.moves_per_particle + 1 + res.moves_per_particle
-              + (1 if denoise else 0)) * n_particles
+              + res.torsion_moves_per_particle + n_blocks + (1 if denoise else 0)) * n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res0.noise_level, "correct": correct, "seed": seed,
             "n_particles": n_particles, "n_steps": n_steps, "ess_threshold": ess_threshold,
             "grid": grid, "t_min": t_min, "denoise": denoise, "method": "tempering",
             "tempering_steps": tempering_steps, "burn_in": burn_in, "mcmc_steps": mcmc_steps,
+            "torsion_steps": torsion_steps,
+            "n_torsions": 0 if torsions is None else len(torsions),
             "mcmc": "mala", "mcmc_step_size": mcmc_step_size, "mcmc_adapt": mcmc_adapt,
             "weights": "tempering" if correct else None, "score_evaluations": n_eval,
             "wall_time_s": wall, "system": expert.metadata.get("system"),
@@ -180,7 +198,9 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
         diagnostics={"lambdas": res.lambdas.numpy(), "ess": res.ess.numpy(),
                      "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy(),
                      "mcmc_acceptance": res.acceptance.numpy(),
-                     "mcmc_step_size": res.mcmc_step_sizes.numpy()},
+                     "mcmc_step_size": res.mcmc_step_sizes.numpy(),
+                     **({} if res.torsion_acceptance is None
+                        else {"torsion_acceptance": res.torsion_acceptance.numpy()})},
         metadata=meta)
 
 

@@ -122,7 +122,7 @@ def _anneal(args: argparse.Namespace) -> int:
                           mcmc_window=tuple(args.mcmc_window), mcmc_adapt=args.mcmc_adapt,
                           weights=args.weights, method=args.method,
                           tempering_steps=args.tempering_steps, burn_in=args.burn_in,
-                          device=args.device, progress=not args.no_progress)
+                          torsion_steps=args.torsion_steps, device=args.device, progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
         from .io import load_samples
@@ -216,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--burn-in", type=int, default=20,
                    help="single adaptive MALA moves at beta = 1 before tempering (--method "
                         "tempering; default: %(default)s)")
+    a.add_argument("--torsion-steps", type=int, default=0,
+                   help="Metropolis torsion moves (rigid rotations about the rotatable bonds of "
+                        "the model's molecule) before every burn-in move and every rung: they "
+                        "cross the barriers between conformational basins (--method tempering; "
+                        "default: %(default)s)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

@@ -85,12 +85,14 @@ def test_evaluate_against_reference(tmp_path, capsys):
     assert metrics["same"]["distance_w2"] < 0.05 < metrics["other"]["distance_w2"]
 
 
-def _save_toy(folder, cfg, model, proc):
-    """Save ``model`` as a 4-atom toy checkpoint trained at T = 2 in ``folder``."""
+def _save_toy(folder, cfg, model, proc, edge_index=None):
+    """Save ``model`` as a 4-atom toy checkpoint trained at T = 2 in ``folder`` (a point cloud,
+    or a molecule with the bonds ``edge_index`` ``[[i...], [j...]]``, all of bond type 0)."""
     from fkc.checkpoint import Checkpoint, save_checkpoint
 
     meta = {"training_temperature": 2.0, "system": "toy",
-            "graph": {"atom_types": [0] * 4, "edge_index": None, "bond_types": None,
+            "graph": {"atom_types": [0] * 4, "edge_index": edge_index,
+                      "bond_types": None if edge_index is None else [0] * len(edge_index[0]),
                       "atom_features": None}}
     save_checkpoint(folder / "last.safetensors",
                     Checkpoint(model_config=cfg.to_dict(), process=proc,
@@ -112,21 +114,27 @@ def tiny_model(tmp_path_factory):
     return _save_toy(tmp_path_factory.mktemp("model"), cfg, build_model(cfg, proc), proc)
 
 
-@pytest.fixture(scope="module")
-def tiny_energy_model(tmp_path_factory):
-    """An energy-parameterised model (it has a log density, so MALA moves are possible)."""
+def _energy_toy(folder, edge_index=None):
+    """An energy-parameterised toy model (it has a log density, so MALA moves are possible)."""
     import torch
 
     from fkc.models import EGNNConfig, EnergyConfig, build_model
     from fkc.sde import VPSDE
 
     proc = VPSDE(com_free=True)
-    cfg = EnergyConfig(backbone=EGNNConfig(hidden=8, n_layers=1, n_atom_types=1, sigma_data=1.0),
+    bond_types = 0 if edge_index is None else 1
+    cfg = EnergyConfig(backbone=EGNNConfig(hidden=8, n_layers=1, n_atom_types=1, sigma_data=1.0,
+                                           n_bond_types=bond_types),
                        readout_hidden=8, edm_preconditioning=True)  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg, proc)
     torch.nn.init.normal_(model.readout[-1].weight, std=0.1)
-    return _save_toy(tmp_path_factory.mktemp("energy_model"), cfg, model, proc)
+    return _save_toy(folder, cfg, model, proc, edge_index)
+
+
+@pytest.fixture(scope="module")
+def tiny_energy_model(tmp_path_factory):
+    return _energy_toy(tmp_path_factory.mktemp("energy_model"))
 
 
 def test_anneal_writes_samples_with_metadata(tiny_model, tmp_path):
@@ -247,3 +255,25 @@ def test_anneal_by_tempering_on_an_energy_model(tiny_energy_model, tiny_model, t
         main(args + ["--model", str(tiny_model)])  # score-only network
     with pytest.raises(ValueError, match="moves the particles by MALA, got mcmc='ula'"):
         main(args + ["--model", str(tiny_energy_model), "--mcmc", "ula"])
+
+
+def test_anneal_by_tempering_with_torsion_moves(tiny_energy_model, tmp_path):
+    chain = tmp_path / "chain"
+    chain.mkdir()
+    _energy_toy(chain, edge_index=[[0, 1, 2], [1, 2, 3]])  # a 4-atom chain: one rotatable bond
+    out = tmp_path / "t.npz"
+    args = ["anneal", "--temperature", "0.5", "--particles", "16", "--steps", "6",
+            "--method", "tempering", "--tempering-steps", "4", "--burn-in", "2", "--mcmc-steps",
+            "1", "--torsion-steps", "3", "--no-progress", "--out", str(out)]
+    assert main(args + ["--model", str(chain)]) == 0
+    s = load_samples(out)
+    m = s.metadata
+    assert m["torsion_steps"] == 3 and m["n_torsions"] == 1 and np.isfinite(s.x).all()
+    acc = s.diagnostics["torsion_acceptance"]
+    assert acc.shape == (5,) and np.all((acc >= 0) & (acc <= 1))
+    # as without torsions, plus 3 log densities and one re-evaluation per burn-in move and block
+    assert m["score_evaluations"] == (6 + 6 + 1 + 2 + 1 * 5 + 1 + (3 + 1) * (2 + 5)) * 16
+    with pytest.raises(ValueError, match="stores a graph without bonds"):
+        main(args + ["--model", str(tiny_energy_model)])  # a point cloud
+    with pytest.raises(ValueError, match="torsion_steps=3 needs method='tempering'"):
+        main(args[:7] + args[9:] + ["--model", str(chain)])  # --method sde

@@ -37,6 +37,12 @@ sit too high in energy loses weight it should keep). Before the first reweightin
 single MALA moves on ``pi_S`` (each followed by step-size
 adaptation) relax start samples that are only approximately from ``pi_S``; after the final
 resampling ``mcmc_steps`` more moves on ``pi_T`` spread the resampled copies.
+
+For molecules, Metropolis torsion moves (:mod:`fkc.sampler.torsion_moves`: rigid rotations about
+rotatable bonds, also invariant for ``pi_lambda``) before every block of MALA moves carry
+particles across the torsional barriers between basins, so the basin shares no longer rest on the
+start and the weights alone: with them, a start that is only approximately ``pi_S`` across basins
+relaxes during burn-in, and the shares keep equilibrating along the path.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from ..compose.corrector import ScoreTerms
 from ..experts.base import Expert
 from ..smc import SMC, FeynmanKacModel
 from .moves import MoveConfig, langevin_moves
+from .torsion_moves import TorsionSet, torsion_moves
 
 SCHEDULES = ("geometric", "linear")
 
@@ -102,11 +109,15 @@ class TemperingFKModel(FeynmanKacModel):
         lambdas: ``(K + 1,)`` float64 increasing from 0 to 1.
         moves: MALA moves per step (``moves.n >= 1``, ``kind="mala"``).
         burn_in: single MALA moves on ``pi_S`` before the first reweighting.
+        torsions, torsion_steps, max_angle: ``torsion_steps`` Metropolis torsion moves
+            (:mod:`fkc.sampler.torsion_moves`) on ``pi_lambda`` before every block of MALA moves
+            (and before every burn-in move); they carry particles across torsional barriers.
     """
 
     def __init__(self, start: Composition, target: Composition, x0: torch.Tensor,
                  log_w0: torch.Tensor | None, t: float, lambdas: torch.Tensor, moves: MoveConfig,
-                 burn_in: int = 0):
+                 burn_in: int = 0, torsions: TorsionSet | None = None, torsion_steps: int = 0,
+                 max_angle: float = math.pi):
         experts: list[Expert] = []
         for e, _ in (*start.terms, *target.terms):
             if not any(e is f for f in experts):
@@ -124,6 +135,16 @@ class TemperingFKModel(FeynmanKacModel):
                              f"and kind 'mala', got {moves.n} and {moves.kind!r}")
         if not (isinstance(burn_in, int) and burn_in >= 0):
             raise ValueError(f"burn_in must be an integer >= 0, got {burn_in!r}")
+        if not (isinstance(torsion_steps, int) and torsion_steps >= 0):
+            raise ValueError(f"torsion_steps must be an integer >= 0, got {torsion_steps!r}")
+        if torsion_steps and torsions is None:
+            raise ValueError(f"torsion_steps={torsion_steps} needs torsions (a TorsionSet)")
+        if torsions is not None and (len(target.event_shape) != 2 or target.event_shape[-1] != 3
+                                     or target.event_shape[0] != torsions.n_atoms):
+            raise ValueError(f"torsions of a {torsions.n_atoms}-atom molecule do not fit the "
+                             f"event shape {tuple(target.event_shape)}")
+        if not (0 < max_angle <= math.pi):
+            raise ValueError(f"max_angle must lie in (0, pi], got {max_angle!r}")
         self.experts = experts
         self.process = target.process
         self.event_shape = tuple(target.event_shape)
@@ -159,7 +180,11 @@ class TemperingFKModel(FeynmanKacModel):
                              f"with sigma_t^2), got t={t}")
         self.moves = moves
         self.burn_in = burn_in
+        self.torsions = torsions if torsion_steps else None
+        self.torsion_steps, self.max_angle = torsion_steps, float(max_angle)
         self.acceptance = [math.nan] * (self.n_steps + 1)
+        self.torsion_acceptance = [math.nan] * (self.n_steps + 1)
+        self._torsion_acc = math.nan
         self.step_sizes = [math.nan] * (self.n_steps + 1)
         self._step_size = moves.step_size
         self._t_cache: tuple[int, torch.Tensor] | None = None
@@ -198,7 +223,21 @@ class TemperingFKModel(FeynmanKacModel):
         return S, state.log_q @ c.to(self.device)
 
     def _move(self, state: _State, lam: float, n: int, generator: torch.Generator) -> tuple[_State, float]:
-        """``n`` MALA moves on ``pi_lambda``; returns the moved state and the acceptance."""
+        """Torsion moves (if any), then ``n`` MALA moves on ``pi_lambda``; returns the moved state
+        and the MALA acceptance (the torsion acceptance goes to ``self._torsion_acc``)."""
+        if self.torsions is not None:
+            comp, t = self.composition(lam), self._tt(state.x.shape[0])
+
+            def log_density(y):
+                with torch.no_grad():
+                    return comp.log_density(y, t)
+
+            res = torsion_moves(log_density, state.x,
+                                self._composed(state, lam)[1], self.torsions, self.torsion_steps,
+                                generator, self.max_angle, self.process.space.project)
+            self._torsion_acc = res.acceptance
+            if bool(res.changed.any()):
+                state = self._evaluate(res.x)
         S, log_p = self._composed(state, lam)
         config = MoveConfig(n=n, kind="mala", step_size=self._step_size)
         res = langevin_moves(self.composition(lam), state.x, self._tt(state.x.shape[0]),
@@ -225,12 +264,14 @@ class TemperingFKModel(FeynmanKacModel):
         lam, lam_next = float(self.lambdas[k]), float(self.lambdas[k + 1])
         self.step_sizes[k] = self._step_size
         state, self.acceptance[k] = self._move(state, lam, self.moves.n, generator)
+        self.torsion_acceptance[k] = self._torsion_acc
         return state, (lam_next - lam) * (state.log_q @ (self.b - self.s).to(self.device))
 
     def final_moves(self, state: _State, generator: torch.Generator) -> _State:
         """``moves.n`` MALA moves on ``pi_T`` (after the final resampling)."""
         self.step_sizes[-1] = self._step_size
         state, self.acceptance[-1] = self._move(state, 1.0, self.moves.n, generator)
+        self.torsion_acceptance[-1] = self._torsion_acc
         return state
 
 
@@ -246,7 +287,10 @@ class TemperingResult:
     mcmc_step_sizes: ``(K + 1,)`` MALA acceptance and relative step size of the moves at
     ``lambda_k`` (the last entry: the final moves on ``pi_T``); moves_per_particle: MALA moves
     per particle including burn-in (each one evaluation of every expert; with several distinct
-    experts each block of moves costs one more evaluation, to split the scores per expert); seed.
+    experts each block of moves costs one more evaluation, to split the scores per expert);
+    torsion_acceptance: ``(K + 1,)`` acceptance of the torsion moves at ``lambda_k`` (NaN
+    without them); torsion_moves_per_particle: torsion moves per particle including burn-in
+    (each one log-density evaluation, plus one full evaluation per block that moved); seed.
     """
 
     samples: torch.Tensor
@@ -263,12 +307,15 @@ class TemperingResult:
     mcmc_step_sizes: torch.Tensor
     moves_per_particle: int
     seed: int
+    torsion_acceptance: torch.Tensor | None = None
+    torsion_moves_per_particle: int = 0
 
 
 def temper(target: Expert, x0: torch.Tensor, *, start: Expert | None = None, t: float = 1e-3,
            n_steps: int = 100, schedule: str = "geometric", log_weights: torch.Tensor | None = None,
            mcmc_steps: int = 5, mcmc_step_size: float = 0.5, mcmc_adapt: bool = True,
-           burn_in: int = 0, final_moves: bool = True, resample: str = "systematic",
+           burn_in: int = 0, final_moves: bool = True, torsions: TorsionSet | None = None,
+           torsion_steps: int = 0, max_angle: float = math.pi, resample: str = "systematic",
            ess_threshold: float = 0.5, final_resample: bool = True,
            generator: torch.Generator | None = None, progress: bool = True) -> TemperingResult:
     """Move samples of ``start`` to ``target`` along the tempering path at a fixed time ``t``.
@@ -288,6 +335,11 @@ def temper(target: Expert, x0: torch.Tensor, *, start: Expert | None = None, t: 
             ``sigma_t^2 / B``; mcmc_adapt: tune it to 0.57 acceptance after every block.
         burn_in: single MALA moves on ``pi_S`` before the first reweighting.
         final_moves: ``mcmc_steps`` MALA moves on ``pi_T`` after the final resampling.
+        torsions, torsion_steps, max_angle: ``torsion_steps`` Metropolis torsion moves
+            (:mod:`fkc.sampler.torsion_moves`, rotations uniform in ``(-max_angle,
+            max_angle)`` about the bonds of ``torsions``, e.g. ``TorsionSet.from_bonds``) before
+            every block of MALA moves and every burn-in move: for molecules, whose basins differ
+            by torsions that MALA does not cross (``(n, n_atoms, 3)`` particles only).
         resample, ess_threshold, final_resample: as in :func:`fkc.sample`.
         generator: ``torch.Generator`` on x0's device (None: freshly seeded, seed in the result).
         progress: progress bar.
@@ -306,7 +358,8 @@ def temper(target: Expert, x0: torch.Tensor, *, start: Expert | None = None, t: 
     moves = MoveConfig(n=mcmc_steps, kind="mala", step_size=mcmc_step_size, adapt=mcmc_adapt)
     lambdas = tempering_schedule(n_steps, schedule, start_comp.total, comp.total)
     model = TemperingFKModel(start_comp, comp, x0.detach(), log_weights, t, lambdas, moves,
-                             burn_in=burn_in)
+                             burn_in=burn_in, torsions=torsions, torsion_steps=torsion_steps,
+                             max_angle=max_angle)
     if generator is None:
         generator = torch.Generator(device=x0.device)
         generator.seed()
@@ -328,4 +381,8 @@ def temper(target: Expert, x0: torch.Tensor, *, start: Expert | None = None, t: 
         log_z_increments=out.log_z_increments,
         acceptance=torch.tensor(model.acceptance, dtype=torch.float64),
         mcmc_step_sizes=torch.tensor(model.step_sizes, dtype=torch.float64),
-        moves_per_particle=burn_in + mcmc_steps * moved, seed=seed)
+        moves_per_particle=burn_in + mcmc_steps * moved, seed=seed,
+        torsion_acceptance=(torch.tensor(model.torsion_acceptance, dtype=torch.float64)
+                            if model.torsions is not None else None),
+        torsion_moves_per_particle=(burn_in + moved) * model.torsion_steps
+        if model.torsions is not None else 0)

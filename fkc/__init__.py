@@ -6,7 +6,7 @@ Conventions: diffusion time ``t in [0, 1]`` (0 = data, 1 = noise); forward SDE
 
 from .compose import Composition, anneal, cfg, compose, geometric, product
 from .experts import Expert, GaussianMixtureExpert
-from .sampler import SampleResult, TemperingResult, sample, temper
+from .sampler import SampleResult, TemperingResult, TorsionSet, sample, temper
 from .sde import VESDE, VPSDE, NoiseProcess
 
 __version__ = "0.1.0"
@@ -14,5 +14,5 @@ __version__ = "0.1.0"
 __all__ = [
     "VPSDE", "VESDE", "NoiseProcess", "Expert", "GaussianMixtureExpert", "Composition",
     "anneal", "product", "geometric", "cfg", "compose", "sample", "SampleResult",
-    "temper", "TemperingResult",
+    "temper", "TemperingResult", "TorsionSet",
 ]

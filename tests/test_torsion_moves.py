@@ -20,7 +20,7 @@ import torch
 
 import fkc
 from fkc.experts import GaussianMixtureExpert
-from fkc.sampler.torsion_moves import TorsionSet, torsion_moves
+from fkc.sampler import TorsionSet, torsion_moves
 
 F64 = torch.float64
 T = 1e-3

@@ -14,7 +14,8 @@ without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its 
 annealed with and without FKC, with two adaptive MALA moves per step (exact for the model's
 ``q^beta``), and with the weights ``"density"`` and ``"ais"`` of :func:`fkc.sample`. ``--preset tempering``: the
 energy model annealed by SMC tempering at ``t_min`` (``fkc anneal --method tempering``), with and
-without weights, beside the diffusion samplers of the same model. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+without weights and with or without torsion moves, beside the diffusion samplers of the same
+model. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
 the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
@@ -49,6 +50,9 @@ MALA2 = {"mcmc_steps": 2, "mcmc": "mala", "mcmc_adapt": True}  # exact; needs an
 # t_min, then 150 tempering rungs 800 K -> 300 K at t_min with 2 adaptive MALA moves each
 TEMPERING = {"method": "tempering", "tempering_steps": 150, "mcmc_steps": 2, "mcmc_adapt": True,
              "burn_in": 20}
+# the same with 2 Metropolis torsion moves (rotations about the 7 rotatable bonds) before every
+# burn-in move and every rung: they cross between the basins (fkc.sampler.torsion_moves)
+TORSION = {**TEMPERING, "torsion_steps": 2}
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
     #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):
     #                 weights accumulate only there, an approximation; or MCMC moves])
@@ -93,6 +97,10 @@ PRESETS["tempering"] = {
     "energy model -> 300 K, annealed MALA at t_min without weights": (
         True, TARGET_T, "target", False, TEMPERING),
     "energy model -> 300 K, SMC tempering at t_min": (True, TARGET_T, "target", True, TEMPERING),
+    "energy model -> 300 K, MALA + torsion moves at t_min without weights": (
+        True, TARGET_T, "target", False, TORSION),
+    "energy model -> 300 K, SMC tempering at t_min with torsion moves": (
+        True, TARGET_T, "target", True, TORSION),
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
           "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",
@@ -102,7 +110,8 @@ PANELS = ("target-score, uncorrected", "target-score, FKC",
           "energy model -> 300 K, density weights, 2 adaptive MALA moves/step",
           "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step",
           "energy model -> 300 K, annealed MALA at t_min without weights",
-          "energy model -> 300 K, SMC tempering at t_min")
+          "energy model -> 300 K, SMC tempering at t_min",
+          "energy model -> 300 K, SMC tempering at t_min with torsion moves")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip

@@ -43,8 +43,8 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                  mcmc_steps: int = 0, mcmc: str = "auto", mcmc_step_size: float = 0.5,
                  mcmc_window: tuple[float, float] = (1.0, 0.0), mcmc_adapt: bool = False,
                  weights: str = "fkc", method: str = "sde", tempering_steps: int = 100,
-                 burn_in: int = 20, torsion_steps: int = 0, device: str | None = None,
-                 progress: bool = True) -> SampleFile:
+                 burn_in: int = 20, torsion_steps: int = 0, force_field_steps: int = 0,
+                 device: str | None = None, progress: bool = True) -> SampleFile:
     """Sample a trained model's Boltzmann density at ``temperature`` (FKC or uncorrected).
 
     ``mcmc_steps`` Langevin moves per step (:mod:`fkc.sampler.moves`); ``mcmc="auto"`` takes MALA
@@ -63,7 +63,11 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
     bonds of the model's molecular graph (:mod:`fkc.sampler.torsion_moves`) before every burn-in
     move and every block of MALA moves cross the torsional barriers between basins. With
     ``correct=False`` the same moves run without weights (annealed MCMC: without torsion moves,
-    basin populations stay those of the start).
+    basin populations stay those of the start). ``force_field_steps > 0`` (systems with a force
+    field: alanine dipeptide) continues with a second path at ``t_min`` from ``q^beta`` to the
+    force field's Boltzmann density ``exp(-U/kT)`` itself (:class:`fkc.experts.boltzmann.
+    BoltzmannExpert`, ``force_field_steps`` rungs linear in lambda, the same moves), which removes
+    the model's own error; its samples are clean, so no denoising follows.
 
     Returns the :class:`~fkc.io.SampleFile` (``x: (n_particles, n_atoms, 3)``) with diagnostics
     and metadata (beta, temperatures, noise, seed, score evaluations, wall time).
@@ -91,9 +95,12 @@ def anneal_model(model: str | Path, temperature: float, n_particles: int, *, see
                                  denoise=denoise, mcmc_steps=mcmc_steps,
                                  mcmc_step_size=mcmc_step_size, mcmc_adapt=mcmc_adapt,
                                  tempering_steps=tempering_steps, burn_in=burn_in,
-                                 torsion_steps=torsion_steps, device=device, progress=progress)
-    if torsion_steps:
-        raise ValueError(f"torsion_steps={torsion_steps} needs method='tempering', got {method!r}")
+                                 torsion_steps=torsion_steps,
+                                 force_field_steps=force_field_steps, device=device,
+                                 progress=progress)
+    for name, v in (("torsion_steps", torsion_steps), ("force_field_steps", force_field_steps)):
+        if v:
+            raise ValueError(f"{name}={v} needs method='tempering', got {method!r}")
     start = time.perf_counter()
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, resample_window=resample_window,
@@ -135,7 +142,7 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
                       ess_threshold: float, grid: str, t_min: float, denoise: bool,
                       mcmc_steps: int, mcmc_step_size: float, mcmc_adapt: bool,
                       tempering_steps: int, burn_in: int, torsion_steps: int,
-                      device: str | None, progress: bool) -> SampleFile:
+                      force_field_steps: int, device: str | None, progress: bool) -> SampleFile:
     """``method="tempering"`` of :func:`anneal_model`."""
     from .compose.corrector import score_terms, tweedie_denoise
     from .sampler.tempering import temper
@@ -152,6 +159,7 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
             raise ValueError(f"torsion_steps={torsion_steps} needs the molecule's bonds, but "
                              f"{path} stores a graph without bonds")
         torsions = TorsionSet.from_bonds(expert.graph.edge_index, expert.graph.n_atoms)
+    force_field = _force_field(expert, path, temperature) if force_field_steps else None
     target = anneal(expert, beta)
     gen = torch.Generator(device or "cpu").manual_seed(seed)
     start = time.perf_counter()
@@ -169,17 +177,29 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
                  burn_in=burn_in, torsions=torsions, torsion_steps=torsion_steps,
                  ess_threshold=ess_threshold if correct else 0.0,
                  final_resample=correct, generator=gen, progress=progress)
+    stages = [res]
+    if force_field is not None:  # q^beta -> exp(-U/kT), starting where the first path ended
+        res = temper(force_field, res.samples, start=target, t=t_min, n_steps=force_field_steps,
+                     schedule="linear", log_weights=res.log_weights, mcmc_steps=mcmc_steps,
+                     mcmc_step_size=float(res.mcmc_step_sizes[-1]), mcmc_adapt=mcmc_adapt,
+                     torsions=torsions, torsion_steps=torsion_steps,
+                     ess_threshold=ess_threshold if correct else 0.0, final_resample=correct,
+                     generator=gen, progress=progress)
+        stages.append(res)
+        denoise = False  # samples of the clean density
     x = res.samples
     log_w = res.log_weights if correct else torch.zeros_like(res.log_weights)
     if denoise:
         t = torch.full((x.shape[0],), t_min, dtype=x.dtype, device=x.device)
         x = tweedie_denoise(target, x, t, score_terms(target, x, t, weighted=False).S.detach())
     wall = time.perf_counter() - start
-    # a torsion move evaluates the log density only (counted as one evaluation), and a block
-    # of torsion moves re-evaluates the scores once
-    n_blocks = res.torsion_moves_per_particle // torsion_steps if torsion_steps else 0
-    n_eval = (n_steps + res0.moves_per_particle + 1 + res.moves_per_particle
-              + res.torsion_moves_per_particle + n_blocks + (1 if denoise else 0)) * n_particles
+    # per stage: the start, the MALA moves, the torsion moves (a log density each, counted as
+    # one evaluation) and one re-evaluation of the scores per block of torsion moves
+    n_eval = n_steps + res0.moves_per_particle + (1 if denoise else 0)
+    for r in stages:
+        n_blocks = r.torsion_moves_per_particle // torsion_steps if torsion_steps else 0
+        n_eval += 1 + r.moves_per_particle + r.torsion_moves_per_particle + n_blocks
+    n_eval *= n_particles
     meta = {"model": str(path), "temperature": float(temperature),
             "training_temperature": float(t_train), "beta": beta, "noise": noise,
             "noise_level": res0.noise_level, "correct": correct, "seed": seed,
@@ -188,20 +208,48 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
             "tempering_steps": tempering_steps, "burn_in": burn_in, "mcmc_steps": mcmc_steps,
             "torsion_steps": torsion_steps,
             "n_torsions": 0 if torsions is None else len(torsions),
+            "force_field_steps": force_field_steps,
+            "target": "force field" if force_field is not None else "model",
             "mcmc": "mala", "mcmc_step_size": mcmc_step_size, "mcmc_adapt": mcmc_adapt,
             "weights": "tempering" if correct else None, "score_evaluations": n_eval,
             "wall_time_s": wall, "system": expert.metadata.get("system"),
             "length_unit": expert.metadata.get("length_unit")}
     return SampleFile(
         x=x.detach().cpu().numpy(), log_weights=log_w.cpu().numpy(),
-        log_z=res.log_z if correct else float("nan"),
-        diagnostics={"lambdas": res.lambdas.numpy(), "ess": res.ess.numpy(),
-                     "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy(),
-                     "mcmc_acceptance": res.acceptance.numpy(),
-                     "mcmc_step_size": res.mcmc_step_sizes.numpy(),
-                     **({} if res.torsion_acceptance is None
-                        else {"torsion_acceptance": res.torsion_acceptance.numpy()})},
+        log_z=sum(r.log_z for r in stages) if correct else float("nan"),
+        diagnostics={f"{prefix}{k}": v for prefix, r in zip(("", "ff_")[:len(stages)], stages, strict=True)
+                     for k, v in _tempering_diagnostics(r).items()},
         metadata=meta)
+
+
+def _tempering_diagnostics(res) -> dict:
+    """Per-rung arrays of a :class:`~fkc.sampler.tempering.TemperingResult`."""
+    out = {"lambdas": res.lambdas.numpy(), "ess": res.ess.numpy(),
+           "resampled": res.resampled.numpy(), "n_unique": res.n_unique.numpy(),
+           "mcmc_acceptance": res.acceptance.numpy(), "mcmc_step_size": res.mcmc_step_sizes.numpy()}
+    if res.torsion_acceptance is not None:
+        out["torsion_acceptance"] = res.torsion_acceptance.numpy()
+    return out
+
+
+def _force_field(expert, path: Path, temperature: float):
+    """The Boltzmann density of the model's system at ``temperature`` in the model's units."""
+    from .experts.boltzmann import BoltzmannExpert
+
+    system = expert.metadata.get("system")
+    if system != "aldp":
+        raise ValueError(f"force_field_steps needs a system with a force field (alanine "
+                         f"dipeptide, 'aldp'); {path} is for system {system!r}")
+    from .systems import AlanineDipeptide
+    from .systems._aldp import kT
+    from .systems._aldp_data import ANGSTROM_PER_NM
+
+    unit = expert.metadata.get("length_unit")
+    if unit not in ("angstrom", "nm"):
+        raise ValueError(f"{path}: length_unit must be 'angstrom' or 'nm', got {unit!r}")
+    scale = 1.0 / ANGSTROM_PER_NM if unit == "angstrom" else 1.0
+    return BoltzmannExpert(AlanineDipeptide().energy_and_forces, kT(temperature), expert.process,
+                           expert.event_shape, length_scale=scale)
 
 
 def anneal_to_file(out: str | Path, **kwargs) -> Path:

@@ -122,7 +122,9 @@ def _anneal(args: argparse.Namespace) -> int:
                           mcmc_window=tuple(args.mcmc_window), mcmc_adapt=args.mcmc_adapt,
                           weights=args.weights, method=args.method,
                           tempering_steps=args.tempering_steps, burn_in=args.burn_in,
-                          torsion_steps=args.torsion_steps, device=args.device, progress=not args.no_progress)
+                          torsion_steps=args.torsion_steps,
+                          force_field_steps=args.force_field_steps, device=args.device,
+                          progress=not args.no_progress)
     print(f"wrote {path}")
     if args.trajectory:
         from .io import load_samples
@@ -221,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the model's molecule) before every burn-in move and every rung: they "
                         "cross the barriers between conformational basins (--method tempering; "
                         "default: %(default)s)")
+    a.add_argument("--force-field-steps", type=int, default=0,
+                   help="then temper on from the model's q^beta to the force field's Boltzmann "
+                        "density exp(-U/kT) in this many rungs, which removes the model's error "
+                        "(--method tempering; alanine dipeptide; default: %(default)s)")
     a.add_argument("--device", default=None, help="torch device (default: cpu)")
     a.add_argument("--out", required=True, help="output npz")
     a.add_argument("--trajectory", default=None,

@@ -277,3 +277,25 @@ def test_anneal_by_tempering_with_torsion_moves(tiny_energy_model, tmp_path):
         main(args + ["--model", str(tiny_energy_model)])  # a point cloud
     with pytest.raises(ValueError, match="torsion_steps=3 needs method='tempering'"):
         main(args[:7] + args[9:] + ["--model", str(chain)])  # --method sde
+
+
+def test_anneal_on_to_the_force_field(tiny_energy_model, tmp_path):
+    pytest.importorskip("openmm")
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parents[1] / "models/aldp-energy-em-T800"
+    out = tmp_path / "ff.npz"
+    args = ["anneal", "--temperature", "300", "--particles", "8", "--steps", "5", "--method",
+            "tempering", "--tempering-steps", "2", "--burn-in", "1", "--mcmc-steps", "1",
+            "--force-field-steps", "3", "--no-progress", "--out", str(out)]
+    assert main(args + ["--model", str(model), "--torsion-steps", "1"]) == 0
+    s = load_samples(out)
+    m = s.metadata
+    assert m["target"] == "force field" and m["force_field_steps"] == 3 and not m["denoise"]
+    assert np.allclose(s.diagnostics["ff_lambdas"], [0.0, 1 / 3, 2 / 3, 1.0])
+    assert s.diagnostics["lambdas"].shape == (3,) and np.isfinite(s.x).all()
+    assert np.isfinite(s.log_z)
+    with pytest.raises(ValueError, match="needs a system with a force field"):
+        main(args + ["--model", str(tiny_energy_model)])
+    with pytest.raises(ValueError, match="force_field_steps=3 needs method='tempering'"):
+        main(args[:7] + args[9:] + ["--model", str(model)])

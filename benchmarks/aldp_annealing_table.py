@@ -14,8 +14,9 @@ without FKC; a model trained on 300 K MD (``--reference-model``) sampled at its 
 annealed with and without FKC, with two adaptive MALA moves per step (exact for the model's
 ``q^beta``), and with the weights ``"density"`` and ``"ais"`` of :func:`fkc.sample`. ``--preset tempering``: the
 energy model annealed by SMC tempering at ``t_min`` (``fkc anneal --method tempering``), with and
-without weights and with or without torsion moves, beside the diffusion samplers of the same
-model. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
+without weights and with or without torsion moves, and continued from the model's ``q^beta`` to
+the force field's Boltzmann density (``force_field_steps``), beside the diffusion samplers of the
+same model. ``--preset ladder``: the last rung of an annealing ladder (``configs/aldp_ft_ladder_T*.yaml``):
 the 450 K ladder model (``--model``) annealed to 300 K with and without FKC. Both add two data rows:
 the 800 K MD frames and one 300 K MD run against the other (the metrics' noise floor at this
 sample size). Sample files go to ``--out`` and are reused, so the script resumes after an
@@ -53,6 +54,9 @@ TEMPERING = {"method": "tempering", "tempering_steps": 150, "mcmc_steps": 2, "mc
 # the same with 2 Metropolis torsion moves (rotations about the 7 rotatable bonds) before every
 # burn-in move and every rung: they cross between the basins (fkc.sampler.torsion_moves)
 TORSION = {**TEMPERING, "torsion_steps": 2}
+# then on from the model's q^beta to the force field's exp(-U/kT) itself at t_min (50 rungs linear
+# in lambda, the same moves): uses the force field, so it removes the model's own error
+FORCE_FIELD = {**TORSION, "force_field_steps": 50}
 PRESETS = {  # label: (True: --model, False: --reference-model; temperature, noise, correct[,
     #                 options of fkc.annealing.anneal_model, e.g. a weight window (t_hi, t_lo):
     #                 weights accumulate only there, an approximation; or MCMC moves])
@@ -101,6 +105,8 @@ PRESETS["tempering"] = {
         True, TARGET_T, "target", False, TORSION),
     "energy model -> 300 K, SMC tempering at t_min with torsion moves": (
         True, TARGET_T, "target", True, TORSION),
+    "energy model -> 300 K, tempering with torsion moves, then on to the force field": (
+        True, TARGET_T, "target", True, FORCE_FIELD),
 }
 PANELS = ("target-score, uncorrected", "target-score, FKC",
           "target-score, uncorrected, 2 ULA moves/step", "target-score, FKC, 2 ULA moves/step",
@@ -111,7 +117,8 @@ PANELS = ("target-score, uncorrected", "target-score, FKC",
           "energy model -> 300 K, AIS (no SDE step), 2 adaptive MALA moves/step",
           "energy model -> 300 K, annealed MALA at t_min without weights",
           "energy model -> 300 K, SMC tempering at t_min",
-          "energy model -> 300 K, SMC tempering at t_min with torsion moves")
+          "energy model -> 300 K, SMC tempering at t_min with torsion moves",
+          "energy model -> 300 K, tempering with torsion moves, then on to the force field")
 ROWS = PRESETS["direct"]
 KEYS = ("torus_w2", "rama_kl", "energy_w1", "energy_w2", "chirality_L", "bond_stretch",
         "pop_beta", "pop_alphaR", "pop_alphaL")  # fmt: skip
@@ -250,7 +257,8 @@ def report(out: Path, seeds, md_files, rows=ROWS) -> str:
             idx = rng.choice(len(runs[0].x), size=min(n_sub, len(runs[0].x)), replace=False)
             metrics[key] = evaluate_aldp(runs[0].x[idx], rest, system)
         row(f"MD 300 K, {n_sub} frames of one run vs the other", [metrics[key]], "–", 1)
-    hot = ROOT / "datasets/aldp/T800_s3.npz"
+    hot = ROOT / "datasets/aldp/T800_s3.npz"  # regenerated MD; else the shipped subsample
+    hot = hot if hot.exists() else ROOT / "datasets/aldp/T800_sub.npz"
     if hot.exists():
         d800 = load_md(hot)
         key = f"md800_{hot.name}_n{n_sub}"

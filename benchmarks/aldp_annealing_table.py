@@ -289,7 +289,10 @@ def report(out: Path, seeds, md_files, rows=ROWS) -> str:
                 x = samples_in_nm(first.x, first.metadata)
                 x, _ = reflect_to_l(x[np.isfinite(x).all(axis=(1, 2))], system)
                 title = (label.replace("target-score, ", "").replace("energy model -> 300 K, ", "")
-                         .replace(", 2 adaptive MALA moves/step", " + MALA"))
+                         .replace(", 2 adaptive MALA moves/step", " + MALA")
+                         .replace("tempering with torsion moves, then on to the force field",
+                                  "tempering + torsion -> force field")
+                         .replace(" at t_min with torsion moves", " + torsion"))
                 panels[title] = phi_psi(x, system)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(metrics, indent=1))

@@ -217,8 +217,9 @@ def _anneal_tempering(expert, path: Path, t_train: float, beta: float, temperatu
     return SampleFile(
         x=x.detach().cpu().numpy(), log_weights=log_w.cpu().numpy(),
         log_z=sum(r.log_z for r in stages) if correct else float("nan"),
-        diagnostics={f"{prefix}{k}": v for prefix, r in zip(("", "ff_")[:len(stages)], stages, strict=True)
-                     for k, v in _tempering_diagnostics(r).items()},
+        diagnostics={f"{prefix}{k}": v
+                     for prefix, r in zip(("", "ff_")[:len(stages)], stages, strict=True)
+                     for k, v in _tempering_diagnostics(r).items()},  # ff_: the second path
         metadata=meta)
 
 

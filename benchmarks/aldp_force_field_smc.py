@@ -11,7 +11,7 @@ against the 300 K MD reference and writes them to ``--out`` (JSON, atomically).
 
     python benchmarks/aldp_force_field_smc.py --seeds 0 1 --out benchmarks/results/aldp_force_field_smc.json
 
-Not part of the test suite (about 95 s per seed on one core).
+Not part of the test suite (about 60 s per seed on one core).
 """
 
 from __future__ import annotations

@@ -56,6 +56,24 @@ def test_log_density_and_score_are_the_scaled_force_field():
     assert torch.allclose(fd, ff.score(xd, t)[:, 2], rtol=1e-5)
 
 
+def test_score_and_log_density_share_one_force_field_call():
+    calls = []
+
+    def counted(y):
+        calls.append(len(y))
+        return _harmonic(y)
+
+    ff = BoltzmannExpert(counted, KT, VP, (D,), length_scale=S)
+    x, t = torch.zeros(3, D, dtype=F64), torch.full((3,), T)
+    ff.score(x, t)
+    ff.log_density(x, t)
+    assert calls == [3]
+    x += 0.1  # in place: a new point, evaluated again
+    assert torch.allclose(ff.log_density(x, t), torch.as_tensor(-_harmonic(x.numpy() * S)[0] / KT))
+    ff.log_density(x.clone(), t)  # another tensor
+    assert calls == [3, 3, 3]
+
+
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="kT must be finite and > 0"):
         BoltzmannExpert(_harmonic, 0.0, VP, (D,))

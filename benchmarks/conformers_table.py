@@ -21,7 +21,11 @@ The model rows use ``generate(fix_chirality=True)`` (wrong-handed conformers who
 is right are mirrored; the raw fraction with the right stereo is reported as "stereo raw").
 * ``ETKDGv3`` and ``ETKDGv3 + MMFF``: RDKit embeddings (seeded), raw and MMFF-minimised;
 * ``ETKDGv3 + MMFF, equal time``: as many RDKit conformers as fit in FKC's wall-clock time for
-  that molecule (COV-P then uses more conformers than 2K; reported for the time budget).
+  that molecule (COV-P then uses more conformers than 2K; reported for the time budget);
+* ``FKC tempering on MMFF94``: ``generate(method="tempering")``: the model's 500 K conformers,
+  MMFF-minimised and restricted to the input's stereo, tempered on the MMFF94 Boltzmann density
+  from 500 K to 300 K (100 rungs, 2 MALA + 2 torsion moves each, 50 burn-in moves; weighted);
+* ``tempering on MMFF94 without weights``: the same moves, no weights or resampling.
 
 Generated SDFs go to ``--out`` and are reused, so the script resumes; ``--shard i/k`` splits the
 molecules between processes. ``--report`` combines them into ``metrics.json`` and a markdown
@@ -61,7 +65,9 @@ ENERGIES = ROOT / "datasets/conformers/T300_test_energies.npz"
 METHODS = ("FKC", "uncorrected", "model at 500 K", "FKC + MMFF relax",
            "uncorrected + MMFF relax", "FKC 4x particles", "FKC 4x particles + MMFF relax",
            "FKC, 2 ULA moves/step", "uncorrected, 2 ULA moves/step",
-           "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time")
+           "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time",
+           "FKC tempering on MMFF94", "tempering on MMFF94 without weights")
+TEMPERING = ("FKC tempering on MMFF94", "tempering on MMFF94 without weights")
 MOVES = 2  # "..., 2 ULA moves/step": Langevin moves on the annealed target between SDE steps
 OVERSAMPLE = 4  # "FKC 4x particles": SMC with 4 x 2K particles, 2K kept by systematic resampling
 RELAX_ITERS = 200  # as generate(relax=True)
@@ -104,6 +110,16 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
                  "stereo_ok_raw": mol.GetDoubleProp("fkc_stereo_ok_raw_fraction"),
                  "n_mirrored": mol.GetDoubleProp("fkc_n_mirrored"),
                  "n_distinct": mol.GetDoubleProp("fkc_n_distinct")}
+    elif method in TEMPERING:
+        mol = generate(template, n, temperature=300.0, model=MODEL, seed=seed, n_steps=steps,
+                       method="tempering", correct=method.startswith("FKC"))
+        a = conformer_arrays(mol)
+        props = {"log_weight": a["log_weight"]}
+        n_eval = mol.GetDoubleProp("fkc_score_evaluations")
+        extra = {k: mol.GetDoubleProp(f"fkc_{k}") for k in (
+            "n_resampling", "min_ess", "n_mirrored", "n_stereo_replaced",
+            "force_field_evaluations", "mcmc_acceptance", "torsion_acceptance", "n_torsions")}
+        extra["stereo_ok_raw"] = mol.GetDoubleProp("fkc_stereo_ok_raw_fraction")
     elif method.endswith("MMFF relax"):  # the model's conformers, MMFF-minimised
         (mol, props), info = base
         mol = Chem.Mol(mol)
@@ -196,6 +212,9 @@ def report(args) -> str:
             "n_conformers": float(np.median([i["n_conformers"] for i in infos])),
             "stereo_ok_raw": (float(np.mean([i["stereo_ok_raw"] for i in infos]))
                               if "stereo_ok_raw" in infos[0] else None),
+            "force_field_evaluations": (
+                float(np.median([i["force_field_evaluations"] for i in infos]))
+                if "force_field_evaluations" in infos[0] else None),
         }
     head = ("| method | molecules | COV-R @0.75 Å % (mean / median) | MAT-R Å | "
             "COV-P @0.75 Å % | MAT-P Å | energy W1 kcal/mol | failed % | stereo raw % | "

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from rdkit import Chem
 
 from fkc.cli import main
@@ -148,29 +147,6 @@ def test_replica_exchange_crosses_the_butane_barrier():
 
 
 # ---- generate and the CLI -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_conformer_model(tmp_path_factory):
-    from fkc.checkpoint import Checkpoint, save_checkpoint
-    from fkc.models import build_model, config_from_dict
-    from fkc.sde import VPSDE
-
-    proc = VPSDE(com_free=True)
-    cfg = config_from_dict({"name": "tensor_product", "chiral": True, "hidden_scalars": 4,
-                            "hidden_vectors": 2, "lmax": 1, "n_layers": 2, "cutoff": 4.0,
-                            "n_atom_types": N_ATOM_TYPES, "atom_feature_dim": ATOM_FEATURE_DIM,
-                            "n_bond_types": 4})
-    torch.manual_seed(0)
-    model = build_model(cfg, proc)
-    folder = tmp_path_factory.mktemp("conf_model")
-    meta = {"training_temperature": 500.0, "featurizer": "fkc.conformers.featurize",
-            "length_unit": "angstrom"}
-    save_checkpoint(folder / "last.safetensors",
-                    Checkpoint(model_config=cfg.to_dict(), process=proc,
-                               model_state=model.state_dict(), ema_state=model.state_dict(),
-                               metadata=meta))
-    return folder
-
-
 def test_generate_returns_weighted_conformers(tiny_conformer_model):
     from fkc.conformers import generate
     from fkc.conformers.generate import conformer_arrays

@@ -57,7 +57,9 @@ def _conformers(args: argparse.Namespace) -> int:
                        n_steps=args.steps, ess_threshold=args.ess_threshold,
                        final_resample=args.final_resample, n_particles=_particles(args, n),
                        relax=args.relax, mcmc_steps=args.mcmc_steps,
-                       fix_chirality=args.fix_chirality,
+                       fix_chirality=args.fix_chirality, method=args.method,
+                       tempering_steps=args.tempering_steps, torsion_steps=args.torsion_steps,
+                       burn_in=args.burn_in,
                        device=args.device, progress=not args.no_progress)
         arr = conformer_arrays(res)
         out[mol_id] = res
@@ -66,7 +68,8 @@ def _conformers(args: argparse.Namespace) -> int:
         if not arr["finite"].all():
             raise ValueError(f"{mol_id}: {int((~arr['finite']).sum())} conformers have "
                              "non-finite coordinates; nothing written")
-        print(f"{mol_id}: {n} conformers, beta = {res.GetDoubleProp('fkc_beta'):.3f}, "
+        print(f"{mol_id}: {n} conformers ({res.GetProp('fkc_method')}), "
+              f"beta = {res.GetDoubleProp('fkc_beta'):.3f}, "
               f"{int(res.GetDoubleProp('fkc_n_resampling'))} resamplings, "
               f"stereo kept in {100 * res.GetDoubleProp('fkc_stereo_ok_fraction'):.0f} % "
               f"({int(res.GetDoubleProp('fkc_n_mirrored'))} mirrored), "
@@ -140,9 +143,21 @@ def add_parsers(sub) -> None:
                    help="mirror conformers whose mirror image has the input's stereochemistry "
                         "(counted in the output)")
     c.add_argument("--relax", action="store_true", help="MMFF-minimise each conformer")
-    c.add_argument("--mcmc-steps", type=int, default=0,
-                   help="Langevin moves per SDE step on the annealed target (ULA for score "
-                        "networks; each costs one score evaluation; default: %(default)s)")
+    c.add_argument("--mcmc-steps", type=int, default=None,
+                   help="--method sde: Langevin moves per SDE step on the annealed target (ULA "
+                        "for score networks; each costs one score evaluation; default 0); "
+                        "--method tempering: MALA moves on MMFF94 per rung (default 2)")
+    c.add_argument("--method", choices=("sde", "tempering"), default="sde",
+                   help="sde: FKC on the model's q^beta; tempering: the model's conformers at "
+                        "its training temperature tempered on the MMFF94 Boltzmann density to "
+                        "--temperature (weighted SMC; default: %(default)s)")
+    c.add_argument("--tempering-steps", type=int, default=100,
+                   help="--method tempering: rungs of the temperature ladder (default: %(default)s)")
+    c.add_argument("--torsion-steps", type=int, default=2,
+                   help="--method tempering: torsion moves per rung (default: %(default)s)")
+    c.add_argument("--burn-in", type=int, default=50,
+                   help="--method tempering: moves at the training temperature before the first "
+                        "reweighting (default: %(default)s)")
     c.add_argument("--device", default=None, help="torch device (default: cpu)")
     c.add_argument("--out", required=True, help="output SDF (one record per conformer)")
     c.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -8,6 +8,12 @@ particles are conformers of the same molecule, carried with log-weights and resa
 effective sample size drops below ``ess_threshold * n``. ``correct=False`` gives the
 uncorrected sampler (the annealed drift without weights), the baseline FKC is meant to beat.
 
+``method="tempering"`` (:mod:`fkc.conformers.mmff_tempering`) targets the MMFF94 ensemble at
+``T`` itself instead of the model's ``q^beta``: the model's conformers at ``T_train`` (MMFF-minimised,
+restricted to the input's stereoisomer) start an SMC tempering path on the force field's Boltzmann
+density from ``T_train`` to ``T`` with MALA and torsion moves. ``correct=False`` runs the same
+moves without weights or resampling.
+
 Positions are in Å. By default the conformers are returned *weighted* (no final resampling, so
 no duplicates): ``log_weight`` per conformer, normalised so that ``logsumexp = 0``.
 """
@@ -28,6 +34,7 @@ from fkc.conformers.mmff import MMFFEnergy
 from fkc.datasets.smiles import as_mol, mol_label
 
 DEFAULT_MODEL = "models/conformers-tp-T500"
+METHODS = ("sde", "tempering")
 
 
 def default_model() -> Path:
@@ -56,9 +63,10 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              noise: str | float = "target", n_steps: int = 200, ess_threshold: float = 0.5,
              final_resample: bool = False, n_particles: int | None = None,
              fix_chirality: bool = False, relax: bool = False,
-             max_relax_iters: int = 200, mcmc_steps: int = 0, mcmc: str = "auto",
-             mcmc_step_size: float = 0.5, device: str | None = None,
-             progress: bool = False) -> Chem.Mol:
+             max_relax_iters: int = 200, mcmc_steps: int | None = None, mcmc: str = "auto",
+             mcmc_step_size: float = 0.5, method: str = "sde", tempering_steps: int = 100,
+             torsion_steps: int = 2, burn_in: int = 50, start_relax_iters: int = 200,
+             start: str = "auto", device: str | None = None, progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
 
     Args:
@@ -84,9 +92,20 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
             ``fkc_n_mirrored``; ``fkc_stereo_ok_raw_fraction`` is the fraction before mirroring.
         relax: MMFF-minimise each conformer afterwards (at most ``max_relax_iters`` iterations);
             the energies and checks are then of the relaxed conformers.
-        mcmc_steps, mcmc, mcmc_step_size: Langevin moves on the annealed target between SDE
-            steps (:mod:`fkc.sampler.moves`); ``"auto"``: MALA if the model has a log density,
-            else ULA. Each move costs one score evaluation per particle.
+        mcmc_steps, mcmc, mcmc_step_size: ``method="sde"``: Langevin moves on the annealed
+            target between SDE steps (:mod:`fkc.sampler.moves`; default 0); ``"auto"``: MALA if
+            the model has a log density, else ULA. Each move costs one score evaluation per
+            particle. ``method="tempering"``: MALA moves on the force field per rung (default 2).
+        method: ``"sde"`` (FKC on the model's ``q^beta``) or ``"tempering"`` (the model's
+            ``T_train`` conformers tempered to MMFF94 at ``T``;
+            :mod:`fkc.conformers.mmff_tempering`).
+        tempering_steps, torsion_steps, burn_in, start_relax_iters: ``method="tempering"``:
+            rungs of the temperature ladder, torsion moves before every block of MALA moves,
+            burn-in moves at ``T_train`` and MMFF minimisation iterations of the start
+            conformers.
+        start: ``method="tempering"``: start conformers from ``"model"``, ``"etkdg"`` (RDKit,
+            no model) or ``"auto"`` (the model; ETKDGv3 with a warning if none of the model's
+            conformers has the input's stereo).
 
     Returns a copy of the molecule (explicit hydrogens) with ``n`` conformers (ids ``0..n-1``).
     Per conformer (``conf.GetDoubleProp`` / ``GetBoolProp``): ``log_weight`` (normalised),
@@ -96,10 +115,14 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     ``fkc_model``, ``fkc_n_resampling``, ``fkc_min_ess``, ``fkc_log_z``,
     ``fkc_score_evaluations``, ``fkc_wall_time_s``, ``fkc_stereo_ok_fraction``,
     ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``, ``fkc_n_particles``, ``fkc_n_distinct``
-    (distinct particles among the returned conformers), ``fkc_mcmc_steps``.
+    (distinct particles among the returned conformers), ``fkc_mcmc_steps``, ``fkc_method``;
+    with ``method="tempering"`` also ``fkc_force_field_evaluations`` (MMFF94 energy or
+    energy+gradient calls), ``fkc_n_stereo_replaced`` (start conformers replaced by copies of
+    ones with the right stereo), ``fkc_mcmc_acceptance``, ``fkc_torsion_acceptance``,
+    ``fkc_n_torsions``, ``fkc_start``; ``fkc_stereo_ok_raw_fraction`` is then that of the raw
+    start conformers.
     """
     from fkc.compose import anneal
-    from fkc.conformers.evaluate import stereo_matches
     from fkc.sampler import sample
     from fkc.sampler.moves import resolve_kind
     from fkc.smc.resampling import systematic
@@ -112,14 +135,35 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     if not (isinstance(temperature, int | float) and math.isfinite(temperature)
             and temperature > 0):
         raise ValueError(f"temperature must be finite and > 0 K, got {temperature!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mcmc_steps is None:
+        mcmc_steps = 2 if method == "tempering" else 0
     mol = as_mol(mol_or_smiles, add_hs=True)
     energy = MMFFEnergy(mol)
     expert, path = _load_expert(model if model is not None else default_model(), mol, device)
     t_train = float(expert.metadata["training_temperature"])
     beta = t_train / float(temperature)
-    mcmc = resolve_kind(mcmc, expert)
-    start = time.perf_counter()
+    clock0 = time.perf_counter()
     gen = torch.Generator(device or "cpu").manual_seed(seed)
+    if method == "tempering":
+        from fkc.conformers.mmff_tempering import temper_conformers
+
+        if n_particles != n:
+            raise ValueError("method='tempering' returns its n particles (weighted); "
+                             f"n_particles={n_particles} != n={n} is for method='sde'")
+        x, lw, props = temper_conformers(
+            expert, energy, mol, n, t_train=t_train, temperature=float(temperature),
+            generator=gen, seed=seed, start=start, correct=correct, noise=noise,
+            n_steps=n_steps,
+            tempering_steps=tempering_steps, mcmc_steps=mcmc_steps,
+            mcmc_step_size=mcmc_step_size, torsion_steps=torsion_steps, burn_in=burn_in,
+            start_relax_iters=start_relax_iters, ess_threshold=ess_threshold,
+            final_resample=final_resample, progress=progress)
+        props["fkc_n_distinct"] = float(n)
+        return _finish(mol, energy, x, lw, n, path, correct, temperature, t_train, beta,
+                       clock0, relax, max_relax_iters, props | {"fkc_method": "tempering"})
+    mcmc = resolve_kind(mcmc, expert)
     res = sample(anneal(expert, beta), n_particles, n_steps=n_steps, noise=noise,
                  ess_threshold=ess_threshold, correct=correct, grid="edm", denoise=True,
                  final_resample=final_resample and n_particles == n, generator=gen,
@@ -133,11 +177,29 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         x, lw = x[idx], np.zeros(n)
         n_distinct = int(np.unique(idx).size)
     n_raw_ok, n_mirrored = stereo_fix(mol, x, apply=fix_chirality)
+    n_eval = (n_steps + (1 if correct else 0) + 1 + res.moves_per_particle) * n_particles
+    resampled = res.resampled.numpy()
+    props = {"fkc_n_resampling": int(resampled[:-1].sum()),
+             "fkc_min_ess": float(res.ess.min()),
+             "fkc_log_z": float(res.log_z) if correct else float("nan"),
+             "fkc_score_evaluations": float(n_eval), "fkc_stereo_ok_raw_fraction": n_raw_ok / n,
+             "fkc_n_mirrored": float(n_mirrored), "fkc_n_particles": float(n_particles),
+             "fkc_n_distinct": float(n_distinct), "fkc_mcmc_steps": float(mcmc_steps),
+             "fkc_method": "sde"}
+    return _finish(mol, energy, x, lw, n, path, correct, temperature, t_train, beta, clock0,
+                   relax, max_relax_iters, props)
+
+
+def _finish(mol, energy, x, lw, n, path, correct, temperature, t_train, beta, clock0, relax,
+            max_relax_iters, props) -> Chem.Mol:
+    """Optional relaxation, then the output ``Mol`` with per-conformer and sampler properties."""
+    from fkc.conformers.evaluate import stereo_matches
+
     if relax:
         for i in range(n):
             if np.isfinite(x[i]).all():
                 x[i], _ = energy.minimize(x[i], max_iters=max_relax_iters)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - clock0
     lw = lw - (np.logaddexp.reduce(lw) if np.isfinite(lw).any() else 0.0)
 
     out = Chem.Mol(mol)
@@ -157,46 +219,44 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
         c.SetDoubleProp("energy", float(e))
         c.SetBoolProp("stereo_ok", bool(ok))
         c.SetBoolProp("finite", finite)
-    n_eval = (n_steps + (1 if correct else 0) + 1 + res.moves_per_particle) * n_particles
-    resampled = res.resampled.numpy()
     props = {"fkc_temperature": float(temperature), "fkc_training_temperature": t_train,
-             "fkc_beta": beta, "fkc_n_resampling": int(resampled[:-1].sum()),
-             "fkc_min_ess": float(res.ess.min()),
-             "fkc_log_z": float(res.log_z) if correct else float("nan"),
-             "fkc_score_evaluations": float(n_eval), "fkc_wall_time_s": wall,
-             "fkc_stereo_ok_fraction": n_ok / n, "fkc_stereo_ok_raw_fraction": n_raw_ok / n,
-             "fkc_n_mirrored": float(n_mirrored), "fkc_n_particles": float(n_particles),
-             "fkc_n_distinct": float(n_distinct), "fkc_mcmc_steps": float(mcmc_steps)}
+             "fkc_beta": beta, "fkc_wall_time_s": wall, "fkc_stereo_ok_fraction": n_ok / n,
+             **props}
     for k, v in props.items():
-        out.SetDoubleProp(k, v)
+        if isinstance(v, str):
+            out.SetProp(k, v)
+        else:
+            out.SetDoubleProp(k, float(v))
     out.SetBoolProp("fkc_corrected", bool(correct))
     out.SetProp("fkc_model", str(path))
     out.SetProp("_Name", mol.GetProp("_Name") if mol.HasProp("_Name") else mol_label(mol))
     return out
 
 
+def stereo_ok(mol: Chem.Mol, xi: np.ndarray) -> bool:
+    """Whether positions ``xi (n_atoms, 3)`` are finite and realise ``mol``'s stereochemistry."""
+    from fkc.conformers.evaluate import stereo_matches
+
+    if not np.isfinite(xi).all():
+        return False
+    m = Chem.Mol(mol)
+    m.RemoveAllConformers()
+    conf = Chem.Conformer(mol.GetNumAtoms())
+    for j, p in enumerate(xi):
+        conf.SetAtomPosition(j, p.tolist())
+    m.AddConformer(conf, assignId=True)
+    return stereo_matches(m)
+
+
 def stereo_fix(mol: Chem.Mol, x: np.ndarray, *, apply: bool) -> tuple[int, int]:
     """Count conformers ``x (n, n_atoms, 3)`` with the stereochemistry of ``mol``'s graph and,
     if ``apply``, mirror in place those whose mirror image has it. Returns
     ``(n_ok_before, n_mirrored)``."""
-    from fkc.conformers.evaluate import stereo_matches
-
-    def ok(xi: np.ndarray) -> bool:
-        if not np.isfinite(xi).all():
-            return False
-        m = Chem.Mol(mol)
-        m.RemoveAllConformers()
-        conf = Chem.Conformer(mol.GetNumAtoms())
-        for j, p in enumerate(xi):
-            conf.SetAtomPosition(j, p.tolist())
-        m.AddConformer(conf, assignId=True)
-        return stereo_matches(m)
-
     n_ok = n_mirrored = 0
     for i in range(x.shape[0]):
-        if ok(x[i]):
+        if stereo_ok(mol, x[i]):
             n_ok += 1
-        elif apply and ok(-x[i]):
+        elif apply and stereo_ok(mol, -x[i]):
             x[i] = -x[i]
             n_mirrored += 1
     return n_ok, n_mirrored

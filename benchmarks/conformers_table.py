@@ -25,7 +25,9 @@ is right are mirrored; the raw fraction with the right stereo is reported as "st
 * ``FKC tempering on MMFF94``: ``generate(method="tempering")``: the model's 500 K conformers,
   MMFF-minimised and restricted to the input's stereo, tempered on the MMFF94 Boltzmann density
   from 500 K to 300 K (100 rungs, 2 MALA + 2 torsion moves each, 50 burn-in moves; weighted);
-* ``tempering on MMFF94 without weights``: the same moves, no weights or resampling.
+* ``tempering on MMFF94 without weights``: the same moves, no weights or resampling;
+* ``FKC tempering on MMFF94 from ETKDGv3 starts``: the same tempering from MMFF-minimised
+  ETKDGv3 conformers instead of the model's (``start="etkdg"``: what the model contributes).
 
 Generated SDFs go to ``--out`` and are reused, so the script resumes; ``--shard i/k`` splits the
 molecules between processes. ``--report`` combines them into ``metrics.json`` and a markdown
@@ -66,8 +68,10 @@ METHODS = ("FKC", "uncorrected", "model at 500 K", "FKC + MMFF relax",
            "uncorrected + MMFF relax", "FKC 4x particles", "FKC 4x particles + MMFF relax",
            "FKC, 2 ULA moves/step", "uncorrected, 2 ULA moves/step",
            "ETKDGv3", "ETKDGv3 + MMFF", "ETKDGv3 + MMFF, equal time",
-           "FKC tempering on MMFF94", "tempering on MMFF94 without weights")
-TEMPERING = ("FKC tempering on MMFF94", "tempering on MMFF94 without weights")
+           "FKC tempering on MMFF94", "tempering on MMFF94 without weights",
+           "FKC tempering on MMFF94 from ETKDGv3 starts")
+TEMPERING = ("FKC tempering on MMFF94", "tempering on MMFF94 without weights",
+             "FKC tempering on MMFF94 from ETKDGv3 starts")
 MOVES = 2  # "..., 2 ULA moves/step": Langevin moves on the annealed target between SDE steps
 OVERSAMPLE = 4  # "FKC 4x particles": SMC with 4 x 2K particles, 2K kept by systematic resampling
 RELAX_ITERS = 200  # as generate(relax=True)
@@ -112,7 +116,8 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
                  "n_distinct": mol.GetDoubleProp("fkc_n_distinct")}
     elif method in TEMPERING:
         mol = generate(template, n, temperature=300.0, model=MODEL, seed=seed, n_steps=steps,
-                       method="tempering", correct=method.startswith("FKC"))
+                       method="tempering", correct=method.startswith("FKC"),
+                       start="etkdg" if method.endswith("ETKDGv3 starts") else "auto")
         a = conformer_arrays(mol)
         props = {"log_weight": a["log_weight"]}
         n_eval = mol.GetDoubleProp("fkc_score_evaluations")
@@ -120,6 +125,7 @@ def run_method(method: str, template: Chem.Mol, n: int, seed: int, steps: int,
             "n_resampling", "min_ess", "n_mirrored", "n_stereo_replaced",
             "force_field_evaluations", "mcmc_acceptance", "torsion_acceptance", "n_torsions")}
         extra["stereo_ok_raw"] = mol.GetDoubleProp("fkc_stereo_ok_raw_fraction")
+        extra["start"] = mol.GetProp("fkc_start")
     elif method.endswith("MMFF relax"):  # the model's conformers, MMFF-minimised
         (mol, props), info = base
         mol = Chem.Mol(mol)

@@ -152,7 +152,7 @@ def test_generate_returns_weighted_conformers(tiny_conformer_model):
     from fkc.conformers.generate import conformer_arrays
 
     out = generate("CC(=O)Nc1ccc(O)cc1", 8, temperature=250.0, model=tiny_conformer_model,
-                   n_steps=6, seed=1)
+                   n_steps=6, seed=1, method="sde")
     assert out.GetNumConformers() == 8 and out.GetNumAtoms() == 20
     a = conformer_arrays(out)
     assert a["x"].shape == (8, 20, 3)
@@ -160,15 +160,15 @@ def test_generate_returns_weighted_conformers(tiny_conformer_model):
     assert out.GetDoubleProp("fkc_beta") == pytest.approx(2.0)
     assert out.GetDoubleProp("fkc_score_evaluations") == 8 * 8
     again = generate("CC(=O)Nc1ccc(O)cc1", 8, temperature=250.0, model=tiny_conformer_model,
-                     n_steps=6, seed=1)
+                     n_steps=6, seed=1, method="sde")
     np.testing.assert_array_equal(conformer_arrays(again)["x"], a["x"])
     unc = generate("CC(=O)Nc1ccc(O)cc1", 8, temperature=250.0, model=tiny_conformer_model,
-                   n_steps=6, seed=1, correct=False)
+                   n_steps=6, seed=1, correct=False, method="sde")
     assert not unc.GetBoolProp("fkc_corrected")
     assert np.allclose(conformer_arrays(unc)["log_weight"], -np.log(8))
     # Langevin moves (ULA for a score network): 2 per step at the 6 step times
     moved = generate("CC(=O)Nc1ccc(O)cc1", 8, temperature=250.0, model=tiny_conformer_model,
-                     n_steps=6, seed=1, mcmc_steps=2)
+                     n_steps=6, seed=1, mcmc_steps=2, method="sde")
     assert moved.GetDoubleProp("fkc_score_evaluations") == 8 * (8 + 12)
     assert moved.GetDoubleProp("fkc_mcmc_steps") == 2
     assert not np.array_equal(conformer_arrays(moved)["x"], a["x"])
@@ -178,7 +178,7 @@ def test_generate_with_more_particles_than_conformers(tiny_conformer_model):
     from fkc.conformers import generate
     from fkc.conformers.generate import conformer_arrays
 
-    kw = dict(temperature=250.0, model=tiny_conformer_model, n_steps=6, seed=3)
+    kw = dict(temperature=250.0, model=tiny_conformer_model, n_steps=6, seed=3, method="sde")
     full = generate("CC(=O)Nc1ccc(O)cc1", 24, **kw)
     out = generate("CC(=O)Nc1ccc(O)cc1", 8, n_particles=24, **kw)
     assert out.GetNumConformers() == 8 and out.GetDoubleProp("fkc_n_particles") == 24
@@ -213,7 +213,7 @@ def test_generate_rejects_bad_input(tiny_conformer_model, tmp_path):
         generate("CCO", 4, model=tmp_path / "nothing")
 
 
-def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path):
+def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path, capsys):
     from fkc.conformers.evaluate import read_conformer_sdf, write_conformer_sdf
 
     ref = embed_etkdg(mol_from_smiles(ALANINE_L), 3, seed=0)
@@ -224,9 +224,11 @@ def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path):
                  "--steps", "4", "--out", str(out), "--no-progress"]) == 0
     gen, props = read_conformer_sdf(out)
     assert list(gen) == ["ala"] and gen["ala"].GetNumConformers() == 6  # 2K
+    assert "(tempering)" in capsys.readouterr().out  # the default method
     over = tmp_path / "over.sdf"
     assert main(["conformers", "--from-sdf", str(ref_path), "--model", str(tiny_conformer_model),
-                 "--steps", "4", "--oversample", "3", "--out", str(over), "--no-progress"]) == 0
+                 "--steps", "4", "--method", "sde", "--oversample", "3", "--out", str(over),
+                 "--no-progress"]) == 0
     g_over, p_over = read_conformer_sdf(over)
     assert g_over["ala"].GetNumConformers() == 6
     assert np.allclose(p_over["ala"]["log_weight"], -np.log(6))

@@ -59,7 +59,7 @@ def _conformers(args: argparse.Namespace) -> int:
                        relax=args.relax, mcmc_steps=args.mcmc_steps,
                        fix_chirality=args.fix_chirality, method=args.method,
                        tempering_steps=args.tempering_steps, torsion_steps=args.torsion_steps,
-                       burn_in=args.burn_in,
+                       burn_in=args.burn_in, start=args.start,
                        device=args.device, progress=not args.no_progress)
         arr = conformer_arrays(res)
         out[mol_id] = res
@@ -147,10 +147,14 @@ def add_parsers(sub) -> None:
                    help="--method sde: Langevin moves per SDE step on the annealed target (ULA "
                         "for score networks; each costs one score evaluation; default 0); "
                         "--method tempering: MALA moves on MMFF94 per rung (default 2)")
-    c.add_argument("--method", choices=("sde", "tempering"), default="sde",
-                   help="sde: FKC on the model's q^beta; tempering: the model's conformers at "
-                        "its training temperature tempered on the MMFF94 Boltzmann density to "
-                        "--temperature (weighted SMC; default: %(default)s)")
+    c.add_argument("--method", choices=("tempering", "sde"), default="tempering",
+                   help="tempering: the model's conformers at its training temperature "
+                        "tempered on the MMFF94 Boltzmann density to --temperature (weighted "
+                        "SMC); sde: FKC on the model's own q^beta (default: %(default)s)")
+    c.add_argument("--start", choices=("auto", "model", "etkdg"), default="auto",
+                   help="--method tempering: start conformers from the model (wrong-stereo ones "
+                        "replaced by ETKDGv3 conformers with 'auto', by copies of right ones with "
+                        "'model') or from ETKDGv3 only (default: %(default)s)")
     c.add_argument("--tempering-steps", type=int, default=100,
                    help="--method tempering: rungs of the temperature ladder (default: %(default)s)")
     c.add_argument("--torsion-steps", type=int, default=2,

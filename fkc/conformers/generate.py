@@ -64,7 +64,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              final_resample: bool = False, n_particles: int | None = None,
              fix_chirality: bool = False, relax: bool = False,
              max_relax_iters: int = 200, mcmc_steps: int | None = None, mcmc: str = "auto",
-             mcmc_step_size: float = 0.5, method: str = "sde", tempering_steps: int = 100,
+             mcmc_step_size: float = 0.5, method: str = "tempering", tempering_steps: int = 100,
              torsion_steps: int = 2, burn_in: int = 50, start_relax_iters: int = 200,
              start: str = "auto", device: str | None = None, progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
@@ -96,9 +96,10 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
             target between SDE steps (:mod:`fkc.sampler.moves`; default 0); ``"auto"``: MALA if
             the model has a log density, else ULA. Each move costs one score evaluation per
             particle. ``method="tempering"``: MALA moves on the force field per rung (default 2).
-        method: ``"sde"`` (FKC on the model's ``q^beta``) or ``"tempering"`` (the model's
-            ``T_train`` conformers tempered to MMFF94 at ``T``;
-            :mod:`fkc.conformers.mmff_tempering`).
+        method: ``"tempering"`` (default: the model's ``T_train`` conformers tempered on the
+            MMFF94 Boltzmann density to ``T``; :mod:`fkc.conformers.mmff_tempering`) or ``"sde"``
+            (FKC on the model's own ``q^beta``, whose weights are exact for the model, not for
+            MMFF94).
         tempering_steps, torsion_steps, burn_in, start_relax_iters: ``method="tempering"``:
             rungs of the temperature ladder, torsion moves before every block of MALA moves,
             burn-in moves at ``T_train`` and MMFF minimisation iterations of the start

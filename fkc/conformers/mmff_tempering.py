@@ -8,13 +8,14 @@ temperature ``T_train``, and the force field for the thermodynamics:
 
 1. ``n`` samples of the model at ``T_train`` (its reverse SDE, no weights: ``beta = 1`` needs
    none), mirrored where only the mirror image has the input's stereochemistry (or, with
-   ``start="etkdg"`` and as the fallback of ``"auto"`` when no model conformer has the right
-   stereo, RDKit ETKDGv3 embeddings);
-2. the start is restricted to the input's stereoisomer: particles with the wrong tetrahedral or
-   double-bond stereo have zero density under the target (the moves below never change
-   stereo), so they are replaced by copies of right ones drawn uniformly (with replacement);
-3. each particle is MMFF-minimised (``start_relax_iters``), which removes the model's bond and
-   angle errors; ``burn_in`` MALA + torsion moves on ``pi_0`` then re-heat them to ``T_train``;
+   ``start="etkdg"``, RDKit ETKDGv3 embeddings);
+2. each particle is MMFF-minimised (``start_relax_iters``), which removes the model's bond and
+   angle errors (and is mirrored again if only its mirror image has the right stereo);
+3. the start is restricted to the input's stereoisomer: particles with the wrong tetrahedral or
+   double-bond stereo have zero density under the target (the moves below never change stereo),
+   so they are replaced by MMFF-minimised ETKDGv3 conformers (``start="auto"``, the default) or
+   by copies of right ones (``start="model"``); ``burn_in`` MALA + torsion moves on ``pi_0``
+   then heat the particles to ``T_train``;
 4. SMC tempering (:func:`fkc.temper`) along the temperature ladder
 
        log pi_lambda(x) = -(1 - lambda + lambda beta) E(x) / (k_B T_train),  beta = T_train / T,
@@ -112,12 +113,15 @@ def restrict_to_stereo(x: np.ndarray, ok: np.ndarray, generator: torch.Generator
 
 def model_start(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *,
                 generator: torch.Generator, noise="target", n_steps: int = 200,
-                start_relax_iters: int = 200, progress: bool = False
-                ) -> tuple[np.ndarray, dict]:
+                start_relax_iters: int = 200, fill: str = "copies", seed: int = 0,
+                progress: bool = False) -> tuple[np.ndarray, dict]:
     """Steps 1-3 of the module docstring: ``n`` start conformers ``(n, n_atoms, 3)`` Å (CoM at 0)
     from the model at its training temperature (``n_steps`` reverse-SDE steps, no weights),
     MMFF-minimised (``start_relax_iters`` iterations), mirrored where only the mirror image has the
-    input's stereo, then restricted to the input's stereoisomer (:func:`restrict_to_stereo`).
+    input's stereo. Those that still have the wrong stereo are replaced: ``fill="copies"`` by
+    copies of right ones (:func:`restrict_to_stereo`; raises if there is none), ``fill="etkdg"``
+    by MMFF-minimised ETKDGv3 conformers (:func:`etkdg_start` with ``seed``), which keep the
+    start diverse when the model gets the stereo of few conformers right.
 
     Returns ``(x, props)`` with ``fkc_stereo_ok_raw_fraction`` (the model's raw conformers),
     ``fkc_n_mirrored``, ``fkc_n_stereo_replaced`` and ``fkc_score_evaluations``.
@@ -128,6 +132,8 @@ def model_start(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *,
     if isinstance(start_relax_iters, bool) or not isinstance(start_relax_iters, int) \
             or start_relax_iters < 0:
         raise ValueError(f"start_relax_iters must be an integer >= 0, got {start_relax_iters!r}")
+    if fill not in ("copies", "etkdg"):
+        raise ValueError(f"fill must be 'copies' or 'etkdg', got {fill!r}")
     res = sample(expert, n, n_steps=n_steps, noise=noise, correct=False, grid="edm",
                  denoise=True, generator=generator, progress=progress)
     x = res.samples.detach().cpu().double().numpy()
@@ -137,11 +143,18 @@ def model_start(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *,
             x[i], _ = energy.minimize(x[i], max_iters=start_relax_iters)
     _, n_mirrored = stereo_fix(mol, x, apply=True)
     ok = np.array([stereo_ok(mol, xi) for xi in x])
-    x, n_replaced = restrict_to_stereo(x, ok, generator, mol_label(mol))
+    if fill == "copies":
+        x, n_replaced = restrict_to_stereo(x, ok, generator, mol_label(mol))
+    else:
+        n_replaced = int((~ok).sum())
+        if n_replaced:
+            x[~ok] = etkdg_start(energy, mol, n_replaced, seed=seed,
+                                 start_relax_iters=start_relax_iters)[0]
+    x = x - x.mean(axis=1, keepdims=True)
     props = {"fkc_stereo_ok_raw_fraction": n_raw_ok / n, "fkc_n_mirrored": float(n_mirrored),
              "fkc_n_stereo_replaced": float(n_replaced),
              "fkc_score_evaluations": float((n_steps + 1) * n)}
-    return x - x.mean(axis=1, keepdims=True), props
+    return x, props
 
 
 def etkdg_start(energy: MMFFEnergy, mol: Chem.Mol, n: int, *, seed: int,
@@ -239,32 +252,25 @@ def temper_conformers(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *, t_tr
     """Start conformers, then :func:`temper_mmff` from ``t_train`` to ``temperature``
     (``kwargs``: those of :func:`temper_mmff`).
 
-    ``start``: ``"model"`` (:func:`model_start`; raises if no model conformer has the input's
-    stereo), ``"etkdg"`` (:func:`etkdg_start`, no model) or ``"auto"`` (the model, falling back
-    to ETKDGv3 with a warning when none of its conformers has the right stereo, e.g. molecules
-    with many stereocentres). ``props["fkc_start"]`` records which was used.
-    Returns ``(x, log_weights, props)``.
+    ``start``: ``"model"`` (:func:`model_start`; wrong-stereo conformers replaced by copies of
+    right ones, raises if there is none), ``"etkdg"`` (:func:`etkdg_start`, no model) or
+    ``"auto"`` (the model's conformers with the right stereo, MMFF-minimised ETKDGv3 conformers in
+    place of the others: a molecule with many stereocentres, whose stereo the model rarely gets
+    right, still starts from diverse conformers). ``props["fkc_start"]`` records the source:
+    ``"model"``, ``"etkdg"`` or ``"model+etkdg"`` (how many from ETKDG:
+    ``fkc_n_stereo_replaced``). Returns ``(x, log_weights, props)``.
     """
-    import warnings
-
     if start not in START:
         raise ValueError(f"start must be one of {START}, got {start!r}")
-    used = start
     if start == "etkdg":
         x, props = etkdg_start(energy, mol, n, seed=seed, start_relax_iters=start_relax_iters)
+        used = "etkdg"
     else:
-        try:
-            x, props = model_start(expert, energy, mol, n, generator=generator, noise=noise,
-                                   n_steps=n_steps, start_relax_iters=start_relax_iters,
-                                   progress=progress)
-        except ValueError as e:
-            if start == "model" or "stereochemistry" not in str(e):
-                raise
-            warnings.warn(f"{e}; starting from ETKDGv3 conformers instead", stacklevel=3)
-            score_evals = float((n_steps + 1) * n)
-            x, props = etkdg_start(energy, mol, n, seed=seed, start_relax_iters=start_relax_iters)
-            props["fkc_score_evaluations"] = score_evals  # the model was run
-            used = "etkdg (fallback: no model conformer with the input's stereo)"
+        x, props = model_start(expert, energy, mol, n, generator=generator, noise=noise,
+                               n_steps=n_steps, start_relax_iters=start_relax_iters,
+                               fill="copies" if start == "model" else "etkdg", seed=seed,
+                               progress=progress)
+        used = "model+etkdg" if start == "auto" and props["fkc_n_stereo_replaced"] else "model"
     x, lw, more = temper_mmff(x, energy, mol, t_start=t_train, temperature=temperature,
                               process=expert.process, generator=generator, progress=progress,
                               **kwargs)

@@ -232,6 +232,9 @@ def test_cli_conformers_then_evaluate(tiny_conformer_model, tmp_path, capsys):
     g_over, p_over = read_conformer_sdf(over)
     assert g_over["ala"].GetNumConformers() == 6
     assert np.allclose(p_over["ala"]["log_weight"], -np.log(6))
+    with pytest.raises(ValueError, match="--oversample 3 is for --method sde"):
+        main(["conformers", "--smiles", "CCO", "--n", "2", "--model", str(tiny_conformer_model),
+              "--oversample", "3", "--out", str(over), "--no-progress"])
     with pytest.raises(ValueError, match="--oversample must be an integer >= 1, got 0"):
         main(["conformers", "--smiles", "CCO", "--n", "2", "--model", str(tiny_conformer_model),
               "--oversample", "0", "--out", str(over), "--no-progress"])

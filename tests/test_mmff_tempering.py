@@ -92,7 +92,7 @@ def test_restrict_to_stereo_replaces_wrong_conformers_by_right_ones():
     np.testing.assert_array_equal(y[ok], x[ok])
     for i in np.flatnonzero(~ok):  # each replacement is a copy of a right one
         assert any(np.array_equal(y[i], x[j]) for j in (0, 2))
-    with pytest.raises(ValueError, match="none of the model's 5 start conformers of 'CCO'"):
+    with pytest.raises(ValueError, match="none of the 5 start conformers of 'CCO'"):
         restrict_to_stereo(x, np.zeros(5, bool), g, "CCO")
 
 

@@ -1,7 +1,8 @@
 """Conformer ensembles of drug-like molecules (issue 6).
 
-- :func:`generate` (``fkc conformers``): FKC-annealed conformers of a molecule at a chosen
-  temperature from the graph-conditioned score model.
+- :func:`generate` (``fkc conformers``): conformers of a molecule at a chosen temperature:
+  the graph-conditioned score model's conformers tempered on MMFF94 with SMC weights
+  (:mod:`~fkc.conformers.mmff_tempering`, default) or FKC on the model's own ``q^beta``.
 - :mod:`~fkc.conformers.featurize`: the molecular graph as network input.
 - :mod:`~fkc.conformers.mmff`: MMFF94 energies and gradients (RDKit).
 - :mod:`~fkc.conformers.reference`: replica-exchange HMC Boltzmann ensembles (ground truth).

@@ -31,6 +31,9 @@ def _molecules(args: argparse.Namespace) -> dict:
 def _particles(args: argparse.Namespace, n: int) -> int:
     if args.oversample < 1:
         raise ValueError(f"--oversample must be an integer >= 1, got {args.oversample}")
+    if args.oversample > 1 and args.method != "sde":
+        raise ValueError(f"--oversample {args.oversample} is for --method sde (tempering returns "
+                         "its weighted particles)")
     return args.oversample * n
 
 
@@ -137,11 +140,13 @@ def add_parsers(sub) -> None:
                    help="resample at the end (equal weights, duplicates possible) instead of "
                         "writing weighted conformers")
     c.add_argument("--oversample", type=int, default=1,
-                   help="run the SMC with this many times more particles than conformers and "
-                        "keep --n of them by systematic resampling (default: %(default)s)")
+                   help="--method sde: run the SMC with this many times more particles than "
+                        "conformers and keep --n of them by systematic resampling (default: "
+                        "%(default)s)")
     c.add_argument("--fix-chirality", action="store_true",
-                   help="mirror conformers whose mirror image has the input's stereochemistry "
-                        "(counted in the output)")
+                   help="--method sde: mirror conformers whose mirror image has the input's "
+                        "stereochemistry (counted in the output; tempering always does this to "
+                        "its start conformers)")
     c.add_argument("--relax", action="store_true", help="MMFF-minimise each conformer")
     c.add_argument("--mcmc-steps", type=int, default=None,
                    help="--method sde: Langevin moves per SDE step on the annealed target (ULA "

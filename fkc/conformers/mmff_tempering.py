@@ -7,10 +7,10 @@ that are exact for ``q^beta`` cannot reach the force field's ensemble. ``generat
 temperature ``T_train``, and the force field for the thermodynamics:
 
 1. ``n`` samples of the model at ``T_train`` (its reverse SDE, no weights: ``beta = 1`` needs
-   none), mirrored where only the mirror image has the input's stereochemistry (or, with
-   ``start="etkdg"``, RDKit ETKDGv3 embeddings);
+   none; or, with ``start="etkdg"``, RDKit ETKDGv3 embeddings);
 2. each particle is MMFF-minimised (``start_relax_iters``), which removes the model's bond and
-   angle errors (and is mirrored again if only its mirror image has the right stereo);
+   angle errors, and mirrored if only its mirror image has the input's stereochemistry (MMFF94
+   is reflection invariant);
 3. the start is restricted to the input's stereoisomer: particles with the wrong tetrahedral or
    double-bond stereo have zero density under the target (the moves below never change stereo),
    so they are replaced by MMFF-minimised ETKDGv3 conformers (``start="auto"``, the default) or
@@ -99,9 +99,9 @@ def restrict_to_stereo(x: np.ndarray, ok: np.ndarray, generator: torch.Generator
     ok = np.asarray(ok, dtype=bool)
     good = np.flatnonzero(ok)
     if good.size == 0:
-        raise ValueError(f"none of the model's {x.shape[0]} start conformers of {label!r} has the "
-                         "input's stereochemistry (even after mirroring); draw more "
-                         "(n_particles) or use start='etkdg'")
+        raise ValueError(f"none of the {x.shape[0]} start conformers of {label!r} has the "
+                         "input's stereochemistry (even after mirroring); use start='auto' "
+                         "(ETKDGv3 conformers in their place) or start='etkdg'")
     bad = np.flatnonzero(~ok)
     if bad.size:
         pick = torch.randint(good.size, (bad.size,), generator=generator,

@@ -24,7 +24,7 @@ is right are mirrored; the raw fraction with the right stereo is reported as "st
   that molecule (COV-P then uses more conformers than 2K; reported for the time budget);
 * ``FKC tempering on MMFF94``: ``generate(method="tempering")``: the model's 500 K conformers,
   MMFF-minimised and restricted to the input's stereo, tempered on the MMFF94 Boltzmann density
-  from 500 K to 300 K (100 rungs, 2 MALA + 2 torsion moves each, 50 burn-in moves; weighted);
+  from 500 K to 300 K (100 rungs, 2 MALA + 2 torsion moves each, 200 burn-in moves; weighted);
 * ``tempering on MMFF94 without weights``: the same moves, no weights or resampling;
 * ``FKC tempering on MMFF94 from ETKDGv3 starts``: the same tempering from MMFF-minimised
   ETKDGv3 conformers instead of the model's (``start="etkdg"``: what the model contributes);

@@ -164,7 +164,7 @@ def add_parsers(sub) -> None:
                    help="--method tempering: rungs of the temperature ladder (default: %(default)s)")
     c.add_argument("--torsion-steps", type=int, default=2,
                    help="--method tempering: torsion moves per rung (default: %(default)s)")
-    c.add_argument("--burn-in", type=int, default=50,
+    c.add_argument("--burn-in", type=int, default=200,
                    help="--method tempering: moves at the training temperature before the first "
                         "reweighting (default: %(default)s)")
     c.add_argument("--device", default=None, help="torch device (default: cpu)")

@@ -65,7 +65,7 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              fix_chirality: bool = False, relax: bool = False,
              max_relax_iters: int = 200, mcmc_steps: int | None = None, mcmc: str = "auto",
              mcmc_step_size: float = 0.5, method: str = "tempering", tempering_steps: int = 100,
-             torsion_steps: int = 2, burn_in: int = 50, start_relax_iters: int = 200,
+             torsion_steps: int = 2, burn_in: int = 200, start_relax_iters: int = 200,
              start: str = "auto", device: str | None = None, progress: bool = False) -> Chem.Mol:
     """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
 

@@ -179,7 +179,7 @@ def etkdg_start(energy: MMFFEnergy, mol: Chem.Mol, n: int, *, seed: int,
 def temper_mmff(x: np.ndarray, energy: MMFFEnergy, mol: Chem.Mol, *, t_start: float,
                 temperature: float, process, generator: torch.Generator, correct: bool = True,
                 tempering_steps: int = 100, mcmc_steps: int = 2, mcmc_step_size: float = 0.5,
-                torsion_steps: int = 2, burn_in: int = 50, t: float = 1e-3,
+                torsion_steps: int = 2, burn_in: int = 200, t: float = 1e-3,
                 ess_threshold: float = 0.5, final_resample: bool = False,
                 progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Step 4 of the module docstring: SMC tempering of conformers ``x (n, n_atoms, 3)`` Å, taken

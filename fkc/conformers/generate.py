@@ -2,17 +2,18 @@ r"""Conformer ensembles of a molecule at a chosen temperature: :func:`generate`.
 
 The score model (``models/conformers-tp-T500``) was trained on MMFF94 Boltzmann samples at
 ``T_train``; for the molecule's graph it approximates the score of
-``q(x) ∝ exp(-E(x) / (k_B T_train))``. The ensemble at ``T`` is ``q^beta`` with
-``beta = T_train / T``, sampled by FKC (:func:`fkc.sample` on :func:`fkc.anneal`): the
-particles are conformers of the same molecule, carried with log-weights and resampled when the
-effective sample size drops below ``ess_threshold * n``. ``correct=False`` gives the
-uncorrected sampler (the annealed drift without weights), the baseline FKC is meant to beat.
+``q(x) ∝ exp(-E(x) / (k_B T_train))``. Two samplers, with the conformers of one molecule as SMC
+particles carried with log-weights and resampled when the effective sample size drops below
+``ess_threshold * n``:
 
-``method="tempering"`` (:mod:`fkc.conformers.mmff_tempering`) targets the MMFF94 ensemble at
-``T`` itself instead of the model's ``q^beta``: the model's conformers at ``T_train`` (MMFF-minimised,
-restricted to the input's stereoisomer) start an SMC tempering path on the force field's Boltzmann
-density from ``T_train`` to ``T`` with MALA and torsion moves. ``correct=False`` runs the same
-moves without weights or resampling.
+* ``method="tempering"`` (default; :mod:`fkc.conformers.mmff_tempering`) targets the MMFF94
+  ensemble at ``T`` itself: the model's conformers at ``T_train`` (MMFF-minimised, restricted to
+  the input's stereoisomer) start an SMC tempering path on the force field's Boltzmann density
+  from ``T_train`` to ``T`` with MALA and torsion moves;
+* ``method="sde"``: FKC on the model's own ``q^beta``, ``beta = T_train / T``
+  (:func:`fkc.sample` on :func:`fkc.anneal`); its weights are exact for the model, not for MMFF94.
+
+``correct=False`` gives the same sampler without weights or resampling (the baseline).
 
 Positions are in Å. By default the conformers are returned *weighted* (no final resampling, so
 no duplicates): ``log_weight`` per conformer, normalised so that ``logsumexp = 0``.
@@ -67,7 +68,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
              mcmc_step_size: float = 0.5, method: str = "tempering", tempering_steps: int = 100,
              torsion_steps: int = 2, burn_in: int = 200, start_relax_iters: int = 200,
              start: str = "auto", device: str | None = None, progress: bool = False) -> Chem.Mol:
-    """``n`` conformers of a molecule at ``temperature`` K (FKC-annealed score model).
+    """``n`` conformers of a molecule at ``temperature`` K: the score model's conformers tempered
+    on MMFF94 (default) or FKC on the model's ``q^beta`` (module docstring).
 
     Args:
         mol_or_smiles: SMILES or RDKit ``Mol``; hydrogens are added; stereocentres given in the
@@ -104,9 +106,10 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
             rungs of the temperature ladder, torsion moves before every block of MALA moves,
             burn-in moves at ``T_train`` and MMFF minimisation iterations of the start
             conformers.
-        start: ``method="tempering"``: start conformers from ``"model"``, ``"etkdg"`` (RDKit,
-            no model) or ``"auto"`` (the model; ETKDGv3 with a warning if none of the model's
-            conformers has the input's stereo).
+        start: ``method="tempering"``: start conformers from ``"auto"`` (the model's, with
+            MMFF-minimised ETKDGv3 conformers in place of those with the wrong stereo),
+            ``"model"`` (wrong-stereo ones replaced by copies of right ones) or ``"etkdg"``
+            (RDKit only, no model).
 
     Returns a copy of the molecule (explicit hydrogens) with ``n`` conformers (ids ``0..n-1``).
     Per conformer (``conf.GetDoubleProp`` / ``GetBoolProp``): ``log_weight`` (normalised),
@@ -118,8 +121,8 @@ def generate(mol_or_smiles: str | Chem.Mol, n: int, *, temperature: float = 300.
     ``fkc_stereo_ok_raw_fraction``, ``fkc_n_mirrored``, ``fkc_n_particles``, ``fkc_n_distinct``
     (distinct particles among the returned conformers), ``fkc_mcmc_steps``, ``fkc_method``;
     with ``method="tempering"`` also ``fkc_force_field_evaluations`` (MMFF94 energy or
-    energy+gradient calls), ``fkc_n_stereo_replaced`` (start conformers replaced by copies of
-    ones with the right stereo), ``fkc_mcmc_acceptance``, ``fkc_torsion_acceptance``,
+    energy+gradient calls), ``fkc_n_stereo_replaced`` (start conformers with the wrong stereo
+    that were replaced), ``fkc_mcmc_acceptance``, ``fkc_torsion_acceptance``,
     ``fkc_n_torsions``, ``fkc_start``; ``fkc_stereo_ok_raw_fraction`` is then that of the raw
     start conformers.
     """

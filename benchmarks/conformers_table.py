@@ -188,6 +188,12 @@ def generate_all(args) -> None:
             print(f"{mol_id} {method}: {info}", flush=True)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def report(args) -> str:
     refs, _ = read_conformer_sdf(REFERENCE)
     with np.load(ENERGIES) as f:
@@ -253,7 +259,7 @@ def report(args) -> str:
             f"{r['wall_time_s']:.1f} | {r['score_evaluations']:.0f} |")
     table = "\n".join(lines) + (
         "\n\nReference: datasets/conformers/T300_test.sdf (300 K replica-exchange HMC, MMFF94); "
-        "per-molecule rows: benchmarks/results/conformers/metrics.json")
+        f"per-molecule rows: {_shown(out / 'metrics.json')}")
 
     def clean(o):
         if isinstance(o, float) and not math.isfinite(o):

@@ -118,7 +118,8 @@ def model_start(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *,
     """Steps 1-3 of the module docstring: ``n`` start conformers ``(n, n_atoms, 3)`` Å (CoM at 0)
     from the model at its training temperature (``n_steps`` reverse-SDE steps, no weights),
     MMFF-minimised (``start_relax_iters`` iterations), mirrored where only the mirror image has the
-    input's stereo. Those that still have the wrong stereo are replaced: ``fill="copies"`` by
+    input's stereo. Those that still have the wrong stereo (or non-finite positions) are
+    replaced: ``fill="copies"`` by
     copies of right ones (:func:`restrict_to_stereo`; raises if there is none), ``fill="etkdg"``
     by MMFF-minimised ETKDGv3 conformers (:func:`etkdg_start` with ``seed``), which keep the
     start diverse when the model gets the stereo of few conformers right.

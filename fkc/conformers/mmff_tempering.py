@@ -119,9 +119,8 @@ def model_start(expert, energy: MMFFEnergy, mol: Chem.Mol, n: int, *,
     from the model at its training temperature (``n_steps`` reverse-SDE steps, no weights),
     MMFF-minimised (``start_relax_iters`` iterations), mirrored where only the mirror image has the
     input's stereo. Those that still have the wrong stereo (or non-finite positions) are
-    replaced: ``fill="copies"`` by
-    copies of right ones (:func:`restrict_to_stereo`; raises if there is none), ``fill="etkdg"``
-    by MMFF-minimised ETKDGv3 conformers (:func:`etkdg_start` with ``seed``), which keep the
+    replaced: ``fill="copies"`` by copies of right ones (:func:`restrict_to_stereo`; raises if
+    there is none), ``fill="etkdg"`` by MMFF-minimised ETKDGv3 conformers (:func:`etkdg_start` with ``seed``), which keep the
     start diverse when the model gets the stereo of few conformers right.
 
     Returns ``(x, props)`` with ``fkc_stereo_ok_raw_fraction`` (the model's raw conformers),

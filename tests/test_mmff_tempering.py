@@ -41,7 +41,9 @@ def test_energy_and_forces_match_mmff_and_reject_non_finite():
     energy = MMFFEnergy(mol)
     x = _positions(mol)
     x[1, 2, 0] = np.nan
-    u, f = mmff_energy_and_forces(energy)(x)
+    fn = mmff_energy_and_forces(energy)
+    u, f = fn(x)
+    assert fn.calls == 3  # configurations evaluated (fkc_force_field_evaluations)
     e0, g0 = energy.energy_grad(x[0])
     assert u[0] == pytest.approx(e0) and np.allclose(f[0], -g0)
     assert u[1] == np.inf and np.all(f[1] == 0)  # zero density: a move there is rejected

@@ -46,9 +46,11 @@ from fkc.sampler.torsion_moves import TorsionSet
 def mmff_energy_and_forces(energy: MMFFEnergy):
     """``x (n, n_atoms, 3) -> (E (n,), F = -dE/dx (n, n_atoms, 3))`` for
     :class:`~fkc.experts.boltzmann.BoltzmannExpert`; non-finite positions give ``E = +inf``
-    (zero density, so a move there is rejected) and ``F = 0``."""
+    (zero density, so a move there is rejected) and ``F = 0``. The function's ``calls``
+    attribute counts the configurations evaluated."""
 
     def energy_and_forces(x: np.ndarray):
+        energy_and_forces.calls += x.shape[0]
         u = np.full(x.shape[0], np.inf)
         f = np.zeros_like(x)
         for i, xi in enumerate(x):
@@ -58,6 +60,7 @@ def mmff_energy_and_forces(energy: MMFFEnergy):
                     u[i], f[i] = e, -g
         return u, f
 
+    energy_and_forces.calls = 0
     return energy_and_forces
 
 
@@ -210,14 +213,6 @@ def temper_mmff(x: np.ndarray, energy: MMFFEnergy, mol: Chem.Mol, *, t_start: fl
     torsions = single_bond_torsions(mol)
     ff = mmff_expert(energy, t_start, process)
     target = anneal(ff, t_start / float(temperature))
-    calls = [0]
-    inner = ff.energy_and_forces
-
-    def counted(pos):
-        calls[0] += pos.shape[0]
-        return inner(pos)
-
-    ff.energy_and_forces = counted
     x0 = torch.as_tensor(np.asarray(x, dtype=np.float64), device=generator.device)
     res = temper(target, x0, t=t, n_steps=tempering_steps, mcmc_steps=mcmc_steps,
                  mcmc_step_size=mcmc_step_size, burn_in=burn_in, torsions=torsions,
@@ -231,7 +226,7 @@ def temper_mmff(x: np.ndarray, energy: MMFFEnergy, mol: Chem.Mol, *, t_start: fl
     props = {"fkc_n_resampling": int(res.resampled[:-1].sum()),
              "fkc_min_ess": float(res.ess.min()),
              "fkc_log_z": float(res.log_z) if correct else float("nan"),
-             "fkc_force_field_evaluations": float(calls[0]),
+             "fkc_force_field_evaluations": float(ff.energy_and_forces.calls),
              "fkc_mcmc_steps": float(mcmc_steps), "fkc_tempering_steps": float(tempering_steps),
              "fkc_torsion_steps": float(torsion_steps if torsions is not None else 0),
              "fkc_n_torsions": float(0 if torsions is None else len(torsions)),
